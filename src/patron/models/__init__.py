@@ -1,0 +1,25 @@
+"""Every ORM table; importing this module registers them all on Base.metadata."""
+
+from patron.models.base import Base
+from patron.models.consent import ConsentEvent
+from patron.models.customer import Customer, CustomerExternalId
+from patron.models.interaction import Interaction
+from patron.models.order import Order, OrderLine, OrderReturn
+from patron.models.product import Product
+from patron.models.store import Store
+from patron.models.user import ApiToken, User
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "ConsentEvent",
+    "Customer",
+    "CustomerExternalId",
+    "Interaction",
+    "Order",
+    "OrderLine",
+    "OrderReturn",
+    "Product",
+    "Store",
+    "User",
+]

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Date, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from patron.models.base import Base, JSONType, Money, UTCDateTime, utcnow
+from patron.models.enums import (
+    AgeBand,
+    ContactChannel,
+    Gender,
+    IncomeBand,
+    MaritalStatus,
+    db_enum,
+)
+
+
+class Customer(Base):
+    """A consumer the business sells to: contact data, demographics and acquisition."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        Index("ix_customers_last_name_first_name", "last_name", "first_name"),
+        Index("ix_customers_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    # Stored lower-cased; the unique index is what reports a duplicate (409).
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    birthday: Mapped[date | None] = mapped_column(Date)
+    gender: Mapped[Gender | None] = mapped_column(db_enum(Gender))
+
+    address_line: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100), index=True)
+    region: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2), index=True)  # ISO 3166-1 alpha-2
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+
+    birth_year: Mapped[int | None] = mapped_column(SmallInteger)
+    # Kept separately from birth_year: many sources only ever know the band.
+    age_band: Mapped[AgeBand | None] = mapped_column(db_enum(AgeBand))
+    income_band: Mapped[IncomeBand | None] = mapped_column(db_enum(IncomeBand))
+    marital_status: Mapped[MaritalStatus | None] = mapped_column(db_enum(MaritalStatus))
+    household_size: Mapped[int | None] = mapped_column(SmallInteger)
+    children: Mapped[int | None] = mapped_column(SmallInteger)
+    interests: Mapped[list[str]] = mapped_column(JSONType, default=list)
+
+    acquired_at: Mapped[date | None] = mapped_column(Date)
+    acquisition_channel: Mapped[str | None] = mapped_column(String(50))
+    acquisition_cost: Mapped[Decimal | None] = mapped_column(Money)
+    preferred_channel: Mapped[ContactChannel | None] = mapped_column(db_enum(ContactChannel))
+    language: Mapped[str | None] = mapped_column(String(35))  # BCP 47 tag
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA name
+
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    external_ids: Mapped[list[CustomerExternalId]] = relationship(
+        back_populates="customer",
+        cascade="all, delete-orphan",
+        order_by="CustomerExternalId.source",
+        lazy="selectin",
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class CustomerExternalId(Base):
+    """The customer's id in another system (shop, POS, old CRM): one per source."""
+
+    __tablename__ = "customer_external_ids"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        UniqueConstraint("customer_id", "source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(50))
+    external_id: Mapped[str] = mapped_column(String(100))
+
+    customer: Mapped[Customer] = relationship(back_populates="external_ids")

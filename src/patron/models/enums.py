@@ -1,0 +1,150 @@
+"""Closed vocabularies stored as VARCHAR with a CHECK constraint on every backend."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Enum as SAEnum
+
+
+def db_enum(enum_cls: type[StrEnum]) -> SAEnum:
+    """A portable enum column: values (not names) stored, checked by the database."""
+    return SAEnum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(m.value) for m in enum_cls),
+        values_callable=lambda cls: [m.value for m in cls],
+        name=enum_cls.__name__.lower(),
+        validate_strings=True,
+    )
+
+
+class Role(StrEnum):
+    admin = "admin"
+    marketer = "marketer"
+    agent = "agent"
+    analyst = "analyst"
+    viewer = "viewer"
+
+
+class Gender(StrEnum):
+    female = "female"
+    male = "male"
+    nonbinary = "nonbinary"
+    undisclosed = "undisclosed"
+
+
+class AgeBand(StrEnum):
+    under_18 = "under-18"
+    a18_24 = "18-24"
+    a25_34 = "25-34"
+    a35_44 = "35-44"
+    a45_54 = "45-54"
+    a55_64 = "55-64"
+    a65_plus = "65+"
+
+
+class IncomeBand(StrEnum):
+    low = "low"
+    lower_middle = "lower-middle"
+    middle = "middle"
+    upper_middle = "upper-middle"
+    high = "high"
+
+
+class MaritalStatus(StrEnum):
+    single = "single"
+    partnered = "partnered"
+    married = "married"
+    divorced = "divorced"
+    widowed = "widowed"
+
+
+class ContactChannel(StrEnum):
+    """Channels a customer can be contacted on, and consent is recorded for."""
+
+    email = "email"
+    sms = "sms"
+    phone = "phone"
+    post = "post"
+
+
+class ConsentPurpose(StrEnum):
+    marketing = "marketing"
+    service = "service"
+    surveys = "surveys"
+    profiling = "profiling"
+
+
+class ConsentStatus(StrEnum):
+    granted = "granted"
+    withdrawn = "withdrawn"
+
+
+class SalesChannel(StrEnum):
+    in_store = "in_store"
+    online = "online"
+    mobile = "mobile"
+    phone = "phone"
+
+
+class OrderStatus(StrEnum):
+    placed = "placed"
+    paid = "paid"
+    fulfilled = "fulfilled"
+    cancelled = "cancelled"
+    returned = "returned"
+    partially_returned = "partially_returned"
+
+
+class ReturnKind(StrEnum):
+    return_ = "return"
+    refund = "refund"
+
+
+class InteractionKind(StrEnum):
+    store_visit = "store_visit"
+    web_visit = "web_visit"
+    call = "call"
+    chat = "chat"
+    email_in = "email_in"
+    email_out = "email_out"
+    web_form = "web_form"
+    note = "note"
+    complaint = "complaint"
+    thank_you = "thank_you"
+    feedback = "feedback"
+
+
+class InteractionChannel(StrEnum):
+    in_store = "in_store"
+    web = "web"
+    mobile = "mobile"
+    phone = "phone"
+    chat = "chat"
+    email = "email"
+    sms = "sms"
+    post = "post"
+    social = "social"
+    internal = "internal"
+
+
+class Direction(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+    internal = "internal"
+
+
+class StoreKind(StrEnum):
+    shop = "shop"
+    outlet = "outlet"
+    online = "online"
+    warehouse = "warehouse"
+    popup = "popup"
+
+
+class ProductTier(StrEnum):
+    value = "value"
+    standard = "standard"
+    premium = "premium"

@@ -1,0 +1,57 @@
+"""One typed settings object, read from PATRON_* environment variables.
+
+Any setting can also be given as PATRON_<NAME>_FILE pointing at a file that holds
+the value, so secrets can come from Docker/Kubernetes secret mounts instead of the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PATRON_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///patron.db",
+        description="SQLAlchemy URL; a SQLite file in the working folder by default.",
+    )
+    secret_key: str = Field(
+        default="",
+        description="Signs session cookies. Generated per process when unset (sessions "
+        "then end on restart).",
+    )
+    default_country: str = Field(
+        default="US", description="ISO country used to read phone numbers without a +prefix."
+    )
+    session_max_age: int = Field(default=12 * 3600, description="Web sign-in lifetime, seconds.")
+    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (behind HTTPS).")
+    max_body_bytes: int = Field(default=1_000_000, description="Largest accepted request body.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_file_secrets(cls, data: dict) -> dict:
+        for name in cls.model_fields:
+            path = os.environ.get(f"PATRON_{name.upper()}_FILE")
+            if path and not os.environ.get(f"PATRON_{name.upper()}"):
+                data[name] = Path(path).read_text().strip()
+        return data
+
+    @model_validator(mode="after")
+    def _ensure_secret(self) -> Settings:
+        if not self.secret_key:
+            self.secret_key = secrets.token_urlsafe(32)
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
