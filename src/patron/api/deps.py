@@ -1,0 +1,49 @@
+"""Dependencies shared by every API endpoint: the session and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from patron.db import get_session
+from patron.errors import NotAuthenticated, PermissionDenied
+from patron.users import service as users_service
+from patron.users.permissions import Permission, allows
+from patron.users.schemas import Principal
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `patron tokens create`.")
+
+
+def current_principal(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated("Missing bearer token: send 'Authorization: Bearer <token>'.")
+    return users_service.principal_for_token(session, credentials.credentials)
+
+
+def require(permission: Permission) -> Callable[..., Principal]:
+    """A dependency that lets the request through only with `permission`."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not allows(principal.role, permission):
+            raise PermissionDenied(f"the {principal.role} role may not do this (needs {permission})")
+        return principal
+
+    check.required_permission = permission  # read by the deny-by-default test
+    return check
+
+
+Reader = Annotated[Principal, Depends(require(Permission.read))]
+CustomerWriter = Annotated[Principal, Depends(require(Permission.write_customers))]
+CustomerDeleter = Annotated[Principal, Depends(require(Permission.delete_customers))]
+InteractionWriter = Annotated[Principal, Depends(require(Permission.write_interactions))]
+OrderWriter = Annotated[Principal, Depends(require(Permission.write_orders))]
+CatalogWriter = Annotated[Principal, Depends(require(Permission.write_catalog))]

@@ -1,0 +1,40 @@
+"""What each role may do. Every endpoint and page names the permission it needs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from patron.models.enums import Role
+
+
+class Permission(StrEnum):
+    read = "read"  # customers, products, orders, interactions, dashboards
+    write_customers = "write_customers"
+    delete_customers = "delete_customers"
+    write_interactions = "write_interactions"
+    write_orders = "write_orders"
+    write_catalog = "write_catalog"  # products, stores
+    manage_users = "manage_users"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.admin: frozenset(Permission),
+    Role.marketer: frozenset(
+        {
+            Permission.read,
+            Permission.write_customers,
+            Permission.write_interactions,
+            Permission.write_orders,
+            Permission.write_catalog,
+        }
+    ),
+    Role.agent: frozenset(
+        {Permission.read, Permission.write_customers, Permission.write_interactions}
+    ),
+    Role.analyst: frozenset({Permission.read}),
+    Role.viewer: frozenset({Permission.read}),
+}
+
+
+def allows(role: Role, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[role]

@@ -1,0 +1,122 @@
+"""Staff users, password sign-in and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from patron.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied
+from patron.models import ApiToken, User
+from patron.models.base import utcnow
+from patron.models.enums import Role
+from patron.users import repository
+from patron.users.permissions import ROLE_PERMISSIONS
+from patron.users.schemas import Principal, UserCreate
+from patron.validation import raise_validation
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so a failed sign-in takes the same time
+# whether or not the user exists.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+TOKEN_PREFIX = "ptn_"
+
+
+def create_user(session: Session, *, email: str, password: str, role: Role | str, name: str = "") -> User:
+    """Create a staff user; the email must be unused."""
+    try:
+        data = UserCreate(email=email, password=password, role=role, name=name)
+    except ValidationError as exc:
+        raise_validation(exc)
+    normalised = data.email.lower()
+    if repository.get_by_email(session, normalised):
+        raise Conflict(f"a user with email {normalised} already exists", detail={"field": "email"})
+    user = User(
+        email=normalised,
+        name=data.name,
+        password_hash=_hasher.hash(data.password),
+        role=data.role,
+    )
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent insert of the same email
+        raise Conflict(f"a user with email {normalised} already exists") from exc
+    return user
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User:
+    """Check a password; the error never reveals whether the email exists."""
+    user = repository.get_by_email(session, email.strip().lower())
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None or not user.is_active:
+        raise NotAuthenticated("Incorrect email or password.")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = utcnow()
+    session.flush()
+    return user
+
+
+def principal_for_user(user: User) -> Principal:
+    return Principal(user_id=user.id, email=user.email, name=user.name, role=user.role)
+
+
+def create_token(session: Session, *, email: str, role: Role | str, name: str = "") -> tuple[ApiToken, str]:
+    """Issue an API token for an existing user. Returns the row and the secret, shown once."""
+    user = repository.get_by_email(session, email.strip().lower())
+    if user is None:
+        raise NotFound(f"no user with email {email}; create one first with `patron users create`")
+    role = Role(role)
+    if not ROLE_PERMISSIONS[role] <= ROLE_PERMISSIONS[user.role]:
+        raise PermissionDenied(f"a token cannot have more rights than its user ({user.role})")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        name=name,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=_token_hash(secret),
+        role=role,
+    )
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def principal_for_token(session: Session, secret: str) -> Principal:
+    """Resolve a bearer token to who is acting, or raise NotAuthenticated."""
+    token = repository.get_token_by_hash(session, _token_hash(secret))
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        raise NotAuthenticated("Invalid or revoked API token.")
+    token.last_used_at = utcnow()
+    return Principal(
+        user_id=token.user_id, email=token.user.email, name=token.user.name, role=token.role
+    )
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = repository.get(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return repository.list_users(session)
+
+
+def has_users(session: Session) -> bool:
+    return repository.count(session) > 0
+
+
+def _token_hash(secret: str) -> str:
+    # Tokens are 256-bit random, so a fast hash is enough (no need for argon2 here).
+    return hashlib.sha256(secret.encode()).hexdigest()

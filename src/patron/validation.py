@@ -1,0 +1,46 @@
+"""Shared input normalisation and the bridge from Pydantic errors to ValidationFailed."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import phonenumbers
+from pydantic import ValidationError
+
+from patron.errors import ValidationFailed
+
+
+def error_list(exc) -> list[dict[str, str]]:
+    """Pydantic/FastAPI errors as [{field, message}], the field a dotted path like
+    'lines.0.quantity' (without the 'body'/'query'/'path' prefix)."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        out.append({"field": ".".join(loc) or "body", "message": msg})
+    return out
+
+
+def raise_validation(exc: ValidationError) -> NoReturn:
+    raise ValidationFailed(error_list(exc)) from exc
+
+
+def normalise_phone(value: str, default_country: str) -> str:
+    """Parse a phone number as written by a person and return it in E.164.
+
+    Raises ValueError with a readable reason (Pydantic turns it into a field error).
+    """
+    try:
+        parsed = phonenumbers.parse(value, None if value.strip().startswith("+") else default_country)
+    except phonenumbers.NumberParseException as exc:
+        reason = str(exc).split(") ", 1)[-1].rstrip(".")
+        raise ValueError(f"not a phone number: {reason}") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("not a valid phone number for its country")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
