@@ -9,6 +9,7 @@ from functools import lru_cache
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
 
 from patron.settings import get_settings
 
@@ -58,7 +59,7 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         session.close()
 
 
-def get_session(request) -> Iterator[Session]:
+def get_session(request: Request) -> Iterator[Session]:
     """Request dependency: one transaction per request, committed before the response.
 
     Declared with ``Depends(get_session, scope="function")`` so the commit happens

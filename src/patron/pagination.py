@@ -80,22 +80,34 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str, sort_col: InstrumentedAttribute) -> tuple[Any, Any]:
+    return decode_cursor_values(cursor, sort_col.type.python_type, int)
+
+
+def decode_cursor_values(cursor: str, *types: type) -> tuple[Any, ...]:
+    """Read back a cursor made by encode_cursor, converting each value to its type."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value, last_id = json.loads(raw)
-        return _typed(value, sort_col), last_id
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("cursor is not valid; use next_cursor from a previous page", detail={"field": "cursor"}) from exc
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(types):
+            raise ValueError("wrong shape")
+        return tuple(_typed(v, t) for v, t in zip(values, types, strict=True))
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise InvalidInput(
+            "cursor is not valid; use next_cursor from a previous page", detail={"field": "cursor"}
+        ) from exc
 
 
-def _typed(value: Any, col: InstrumentedAttribute) -> Any:
+def _typed(value: Any, python_type: type) -> Any:
     if value is None:
         return None
-    python_type = col.type.python_type
     if python_type is datetime:
         return datetime.fromisoformat(value)
     if python_type is date:
         return date.fromisoformat(value)
     if python_type is Decimal:
         return Decimal(value)
+    if python_type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if python_type in (int, str) and not isinstance(value, python_type):
+        raise TypeError(f"expected {python_type.__name__}")
     return value

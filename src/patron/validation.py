@@ -10,6 +10,14 @@ from pydantic import ValidationError
 from patron.errors import ValidationFailed
 
 
+class FieldError(ValueError):
+    """Raised by a model validator to blame one field for a cross-field rule."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 def error_list(exc) -> list[dict[str, str]]:
     """Pydantic/FastAPI errors as [{field, message}], the field a dotted path like
     'lines.0.quantity' (without the 'body'/'query'/'path' prefix)."""
@@ -19,6 +27,9 @@ def error_list(exc) -> list[dict[str, str]]:
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
         msg = err["msg"]
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            loc.append(cause.field)
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         elif msg.startswith("Value error, "):
@@ -44,3 +55,10 @@ def normalise_phone(value: str, default_country: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise ValueError("not a valid phone number for its country")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def reject_nulls(model, *fields: str) -> None:
+    """In a partial update, a field that was sent must not be null when the column requires a value."""
+    for field in fields:
+        if field in model.model_fields_set and getattr(model, field) is None:
+            raise FieldError(field, "cannot be null")

@@ -26,12 +26,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         summary="Retention CRM: customers, orders, interactions and everything built on them.",
         docs_url="/docs",
         openapi_url=f"{API_PREFIX}/openapi.json",
+        # Covers chunked bodies too: the limit is enforced while reading, not from Content-Length.
+        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.sessionmaker = session_factory(engine or get_engine())
 
     _add_error_handlers(app)
-    _add_body_limit(app, settings.max_body_bytes)
 
     from patron.customers.endpoints import router as customers_router
     from patron.interactions.endpoints import router as interactions_router
@@ -73,19 +74,3 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         return respond(request, exc.status_code, str(exc.detail), None, exc.headers)
-
-
-def _add_body_limit(app: FastAPI, limit: int) -> None:
-    """Refuse bodies over `limit` bytes, whether or not Content-Length is sent."""
-
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            message = f"request body is larger than the {limit}-byte limit"
-            if _wants_json(request):
-                return JSONResponse({"error": message, "detail": {"limit": limit}}, status_code=413)
-            from patron.web.errors import render_error_page
-
-            return render_error_page(request, 413, message)
-        return await call_next(request)

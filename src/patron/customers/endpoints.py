@@ -1,0 +1,92 @@
+"""REST API for customers: CRUD, search, consent and the 360 view."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from patron.api.deps import CustomerDeleter, CustomerWriter, Reader, SessionDep
+from patron.customers import service
+from patron.customers.schemas import (
+    Consent,
+    ConsentChange,
+    Customer,
+    Customer360,
+    CustomerCreate,
+    CustomerPage,
+    CustomerUpdate,
+)
+from patron.models.enums import Gender
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.get("", response_model=CustomerPage, summary="List and search customers")
+def list_customers(
+    session: SessionDep,
+    _: Reader,
+    q: Annotated[str | None, Query(max_length=200, description="Name, email or phone (prefix).")] = None,
+    email: str | None = None,
+    phone: str | None = None,
+    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    city: str | None = None,
+    gender: Gender | None = None,
+    acquisition_channel: str | None = None,
+    external_source: str | None = None,
+    external_id: str | None = None,
+    sort: Annotated[str, Query(description="created_at, updated_at, last_name, email or id; '-' for descending.")] = "-created_at",
+    limit: Limit = 50,
+    cursor: str | None = None,
+):
+    page = service.list_customers(
+        session, sort=sort, limit=limit, cursor=cursor, q=q, email=email, phone=phone, country=country,
+        city=city, gender=gender, acquisition_channel=acquisition_channel,
+        external_source=external_source, external_id=external_id,
+    )
+    return CustomerPage(items=page.items, next_cursor=page.next_cursor)
+
+
+@router.post("", response_model=Customer, status_code=201, summary="Create a customer")
+def create_customer(data: CustomerCreate, session: SessionDep, principal: CustomerWriter):
+    return service.create_customer(session, data=data, user_id=principal.user_id)
+
+
+@router.get("/{customer_id}", response_model=Customer, summary="Read a customer")
+def get_customer(customer_id: int, session: SessionDep, _: Reader):
+    return service.get_customer(session, customer_id)
+
+
+@router.patch("/{customer_id}", response_model=Customer, summary="Update the fields sent")
+def update_customer(customer_id: int, data: CustomerUpdate, session: SessionDep, _: CustomerWriter):
+    return service.update_customer(session, customer_id, data=data)
+
+
+@router.delete("/{customer_id}", status_code=204, summary="Delete a customer and their history")
+def delete_customer(customer_id: int, session: SessionDep, _: CustomerDeleter):
+    service.delete_customer(session, customer_id)
+    return Response(status_code=204)
+
+
+@router.get("/{customer_id}/360", response_model=Customer360, summary="Profile, consents, KPIs and timeline")
+def customer_360(
+    customer_id: int,
+    session: SessionDep,
+    _: Reader,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+):
+    return service.customer_360(session, customer_id, cursor=cursor, limit=limit)
+
+
+@router.get("/{customer_id}/consents", response_model=list[Consent], summary="Current consent, or its history")
+def list_consents(customer_id: int, session: SessionDep, _: Reader, history: bool = False):
+    if history:
+        return service.consent_history(session, customer_id)
+    return service.current_consents(session, customer_id)
+
+
+@router.post("/{customer_id}/consents", response_model=Consent, status_code=201, summary="Record a consent decision")
+def record_consent(customer_id: int, change: ConsentChange, session: SessionDep, principal: CustomerWriter):
+    return service.record_consent(session, customer_id, change=change, user_id=principal.user_id)

@@ -1,0 +1,127 @@
+"""Queries over customers, their external ids and consent history."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from patron.models import ConsentEvent, Customer, CustomerExternalId
+
+
+def get(session: Session, customer_id: int) -> Customer | None:
+    return session.get(Customer, customer_id)
+
+
+def get_by_email(session: Session, email: str) -> Customer | None:
+    return session.scalars(select(Customer).where(Customer.email == email)).one_or_none()
+
+
+def external_id_owner(session: Session, source: str, external_id: str) -> int | None:
+    return session.scalar(
+        select(CustomerExternalId.customer_id).where(
+            CustomerExternalId.source == source, CustomerExternalId.external_id == external_id
+        )
+    )
+
+
+def list_query(
+    *,
+    q: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    country: str | None = None,
+    city: str | None = None,
+    gender: str | None = None,
+    acquisition_channel: str | None = None,
+    external_source: str | None = None,
+    external_id: str | None = None,
+) -> Select:
+    """Customers matching every given filter; `q` searches name, email and phone."""
+    stmt = select(Customer)
+    if q:
+        stmt = stmt.where(_search_condition(q))
+    if email:
+        stmt = stmt.where(Customer.email == email.strip().lower())
+    if phone:
+        stmt = stmt.where(Customer.phone == phone)
+    if country:
+        stmt = stmt.where(Customer.country == country.upper())
+    if city:
+        stmt = stmt.where(func.lower(Customer.city) == city.strip().lower())
+    if gender:
+        stmt = stmt.where(Customer.gender == gender)
+    if acquisition_channel:
+        stmt = stmt.where(Customer.acquisition_channel == acquisition_channel)
+    if external_id:
+        match = select(CustomerExternalId.customer_id).where(CustomerExternalId.external_id == external_id)
+        if external_source:
+            match = match.where(CustomerExternalId.source == external_source)
+        stmt = stmt.where(Customer.id.in_(match))
+    return stmt
+
+
+def _search_condition(q: str):
+    """Prefix search: emails and phones by their start, names by first, last or full name."""
+    term = q.strip().lower()
+    like = _escape_like(term) + "%"
+    digits = "".join(ch for ch in term if ch.isdigit())
+    conditions = [
+        func.lower(Customer.first_name).like(like, escape="\\"),
+        func.lower(Customer.last_name).like(like, escape="\\"),
+        func.lower(Customer.first_name + " " + Customer.last_name).like(like, escape="\\"),
+        Customer.email.like(like, escape="\\"),
+    ]
+    if len(digits) >= 4 and len(digits) >= len(term.replace(" ", "").lstrip("+")) - 4:
+        # Looks like a phone number: match on its digits anywhere (people omit the country code).
+        conditions.append(Customer.phone.like("%" + digits + "%"))
+    return or_(*conditions)
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def current_consents(session: Session, customer_id: int) -> list[ConsentEvent]:
+    """The latest event per (channel, purpose): the customer's consent as it stands."""
+    latest = (
+        select(
+            ConsentEvent.channel,
+            ConsentEvent.purpose,
+            func.max(ConsentEvent.id).label("id"),
+        )
+        .where(ConsentEvent.customer_id == customer_id)
+        .group_by(ConsentEvent.channel, ConsentEvent.purpose)
+        .subquery()
+    )
+    stmt = (
+        select(ConsentEvent)
+        .join(latest, and_(ConsentEvent.id == latest.c.id))
+        .order_by(ConsentEvent.channel, ConsentEvent.purpose)
+    )
+    return list(session.scalars(stmt))
+
+
+def consent_history(session: Session, customer_id: int) -> list[ConsentEvent]:
+    stmt = (
+        select(ConsentEvent)
+        .where(ConsentEvent.customer_id == customer_id)
+        .order_by(ConsentEvent.recorded_at.desc(), ConsentEvent.id.desc())
+    )
+    return list(session.scalars(stmt))
+
+
+def count_created_by_month(session: Session, since) -> list[tuple[str, int]]:
+    from patron.sqlfunctions import year_month
+
+    month = year_month(Customer.created_at)
+    stmt = (
+        select(month, func.count())
+        .where(Customer.created_at >= since)
+        .group_by(month)
+        .order_by(month)
+    )
+    return [(m, n) for m, n in session.execute(stmt)]
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Customer)) or 0

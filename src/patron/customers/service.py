@@ -1,0 +1,223 @@
+"""Customer profiles, consent and the customer 360 view."""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from patron.customers import repository
+from patron.customers.schemas import (
+    Consent,
+    ConsentChange,
+    Customer360,
+    CustomerCreate,
+    CustomerUpdate,
+    TimelineEntry,
+)
+from patron.customers.schemas import Customer as CustomerOut
+from patron.errors import Conflict, NotFound
+from patron.models import ConsentEvent, Customer, CustomerExternalId
+from patron.pagination import Page, decode_cursor_values, encode_cursor, paginate, parse_sort
+from patron.validation import raise_validation
+
+SORTS = {
+    "id": Customer.id,
+    "created_at": Customer.created_at,
+    "updated_at": Customer.updated_at,
+    "last_name": Customer.last_name,
+    "email": Customer.email,
+}
+# Ids are positive, so these bound "any id" when a timeline cursor sits between types.
+_MAX_ID = 2**62
+
+
+def get_customer(session: Session, customer_id: int) -> Customer:
+    customer = repository.get(session, customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found", detail={"field": "customer_id"})
+    return customer
+
+
+def list_customers(
+    session: Session, *, sort: str = "-created_at", limit: int = 50, cursor: str | None = None, **filters
+) -> Page[Customer]:
+    """Filtered, sorted, cursor-paginated customers (see repository.list_query for filters)."""
+    sort_col, descending = parse_sort(sort, SORTS)
+    stmt = repository.list_query(**filters)
+    if sort_col is Customer.email:
+        stmt = stmt.where(Customer.email.is_not(None))
+    return paginate(
+        session, stmt, sort_col=sort_col, id_col=Customer.id, descending=descending, limit=limit, cursor=cursor
+    )
+
+
+def create_customer(session: Session, *, data: CustomerCreate, user_id: int | None = None) -> Customer:
+    """Create a customer with external ids and initial consents; 409 on a duplicate."""
+    _check_unique(session, email=data.email, external_ids=data.external_ids)
+    fields = data.model_dump(exclude={"external_ids", "consents"})
+    customer = Customer(**fields)
+    customer.external_ids = [CustomerExternalId(source=s, external_id=e) for s, e in data.external_ids.items()]
+    session.add(customer)
+    _flush(session)
+    for change in data.consents:
+        _append_consent(session, customer.id, change, user_id)
+    _flush(session)
+    return customer
+
+
+def update_customer(session: Session, customer_id: int, *, data: CustomerUpdate) -> Customer:
+    """Apply the fields that were sent; cross-field rules are checked on the merged result."""
+    customer = get_customer(session, customer_id)
+    changes = data.model_dump(exclude_unset=True)
+    merged = CustomerOut.model_validate(customer).model_dump(include=set(CustomerUpdate.model_fields))
+    merged.update(changes)
+    try:
+        CustomerUpdate.model_validate(merged)
+    except ValidationError as exc:
+        raise_validation(exc)
+    _check_unique(
+        session,
+        email=changes.get("email") if "email" in changes else None,
+        external_ids=changes.get("external_ids") or {},
+        exclude_id=customer.id,
+    )
+    external_ids = changes.pop("external_ids", None)
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    if external_ids is not None:
+        _replace_external_ids(session, customer, external_ids)
+    _flush(session)
+    return customer
+
+
+def delete_customer(session: Session, customer_id: int) -> None:
+    """Delete a customer and everything recorded about them (orders, timeline, consent)."""
+    customer = get_customer(session, customer_id)
+    session.delete(customer)
+    session.flush()
+
+
+def record_consent(
+    session: Session, customer_id: int, *, change: ConsentChange, user_id: int | None = None
+) -> ConsentEvent:
+    """Append a consent decision; the history is never edited."""
+    get_customer(session, customer_id)
+    event = _append_consent(session, customer_id, change, user_id)
+    session.flush()
+    return event
+
+
+def current_consents(session: Session, customer_id: int) -> list[ConsentEvent]:
+    get_customer(session, customer_id)
+    return repository.current_consents(session, customer_id)
+
+
+def consent_history(session: Session, customer_id: int) -> list[ConsentEvent]:
+    get_customer(session, customer_id)
+    return repository.consent_history(session, customer_id)
+
+
+def customer_360(session: Session, customer_id: int, *, cursor: str | None = None, limit: int = 20) -> Customer360:
+    """Profile, current consents, KPIs and one page of the merged timeline, newest first."""
+    from patron.orders import service as orders
+
+    customer = get_customer(session, customer_id)
+    entries, next_cursor = timeline(session, customer_id, cursor=cursor, limit=limit)
+    return Customer360(
+        profile=CustomerOut.model_validate(customer),
+        consents=[Consent.model_validate(c) for c in repository.current_consents(session, customer_id)],
+        kpis=orders.customer_kpis(session, customer_id=customer_id),
+        timeline=entries,
+        next_cursor=next_cursor,
+    )
+
+
+def timeline(
+    session: Session, customer_id: int, *, cursor: str | None = None, limit: int = 20
+) -> tuple[list[TimelineEntry], str | None]:
+    """Orders and interactions merged newest first, ordered by (time, type, id).
+
+    Each domain returns its own newest `limit + 1` entries before the cursor; merging
+    those is enough to fill one page and tell whether another follows.
+    """
+    from patron.errors import InvalidInput
+    from patron.interactions import service as interactions
+    from patron.orders import service as orders
+
+    if not 1 <= limit <= 200:
+        raise InvalidInput("limit must be between 1 and 200", detail={"field": "limit"})
+    before: dict[str, tuple[datetime, int] | None] = {"order": None, "interaction": None}
+    if cursor:
+        at, kind, last_id = decode_cursor_values(cursor, datetime, str, int)
+        for stream in before:
+            # Key order is (time, type, id) descending; translate the cursor into a strict
+            # (time, id) upper bound for each stream.
+            bound_id = last_id if stream == kind else (_MAX_ID if stream < kind else 0)
+            before[stream] = (at, bound_id)
+    streams = [
+        orders.timeline_entries(session, customer_id=customer_id, before=before["order"], limit=limit + 1),
+        interactions.timeline_entries(
+            session, customer_id=customer_id, before=before["interaction"], limit=limit + 1
+        ),
+    ]
+    key = lambda e: (e.occurred_at, e.type, e.id)  # noqa: E731
+    merged = list(heapq.merge(*streams, key=key, reverse=True))
+    page, more = merged[:limit], len(merged) > limit
+    next_cursor = encode_cursor(*key(page[-1])) if more else None
+    return page, next_cursor
+
+
+def customers_created_by_month(session: Session, *, since: datetime) -> list[tuple[str, int]]:
+    return repository.count_created_by_month(session, since)
+
+
+def count_customers(session: Session) -> int:
+    return repository.count(session)
+
+
+def _append_consent(session: Session, customer_id: int, change: ConsentChange, user_id: int | None) -> ConsentEvent:
+    event = ConsentEvent(customer_id=customer_id, user_id=user_id, **change.model_dump())
+    session.add(event)
+    return event
+
+
+def _check_unique(
+    session: Session, *, email: str | None, external_ids: dict[str, str], exclude_id: int | None = None
+) -> None:
+    if email:
+        other = repository.get_by_email(session, email)
+        if other is not None and other.id != exclude_id:
+            raise Conflict(
+                f"another customer (id {other.id}) already has email {email}",
+                detail={"field": "email", "customer_id": other.id},
+            )
+    for source, ext_id in external_ids.items():
+        owner = repository.external_id_owner(session, source, ext_id)
+        if owner is not None and owner != exclude_id:
+            raise Conflict(
+                f"external id {source}:{ext_id} already belongs to customer {owner}",
+                detail={"field": f"external_ids.{source}", "customer_id": owner},
+            )
+
+
+def _replace_external_ids(session: Session, customer: Customer, external_ids: dict[str, str]) -> None:
+    existing = {x.source: x for x in customer.external_ids}
+    for source, row in existing.items():
+        if source not in external_ids:
+            customer.external_ids.remove(row)
+        elif row.external_id != external_ids[source]:
+            row.external_id = external_ids[source]
+    for source, ext_id in external_ids.items():
+        if source not in existing:
+            customer.external_ids.append(CustomerExternalId(source=source, external_id=ext_id))
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:  # lost a race with a concurrent insert of the same key
+        raise Conflict("a customer with this email or external id already exists") from exc

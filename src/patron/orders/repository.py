@@ -1,0 +1,133 @@
+"""Queries over orders, their lines and returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from patron.models import Order, OrderLine, OrderReturn, Product
+from patron.models.enums import OrderStatus
+from patron.sqlfunctions import year_month
+
+_COUNTED = Order.status != OrderStatus.cancelled
+
+
+def get(session: Session, order_id: int) -> Order | None:
+    return session.get(Order, order_id)
+
+
+def id_for_external_id(session: Session, external_id: str) -> int | None:
+    return session.scalar(select(Order.id).where(Order.external_id == external_id))
+
+
+def list_query(
+    *,
+    customer_id: int | None = None,
+    channel: str | None = None,
+    status: str | None = None,
+    store_id: int | None = None,
+    placed_from: datetime | None = None,
+    placed_to: datetime | None = None,
+    external_id: str | None = None,
+) -> Select:
+    stmt = select(Order)
+    if customer_id is not None:
+        stmt = stmt.where(Order.customer_id == customer_id)
+    if channel:
+        stmt = stmt.where(Order.channel == channel)
+    if status:
+        stmt = stmt.where(Order.status == status)
+    if store_id is not None:
+        stmt = stmt.where(Order.store_id == store_id)
+    if placed_from:
+        stmt = stmt.where(Order.placed_at >= placed_from)
+    if placed_to:
+        stmt = stmt.where(Order.placed_at < placed_to)
+    if external_id:
+        stmt = stmt.where(Order.external_id == external_id)
+    return stmt
+
+
+def returned_so_far(session: Session, order_id: int) -> tuple:
+    """(amount refunded, {line_id: quantity returned}) for one order."""
+    amount = session.scalar(
+        select(func.coalesce(func.sum(OrderReturn.amount), 0)).where(OrderReturn.order_id == order_id)
+    )
+    per_line = dict(
+        session.execute(
+            select(OrderReturn.order_line_id, func.sum(OrderReturn.quantity))
+            .where(OrderReturn.order_id == order_id, OrderReturn.order_line_id.is_not(None))
+            .group_by(OrderReturn.order_line_id)
+        ).all()
+    )
+    return amount, per_line
+
+
+def customer_summary(session: Session, customer_id: int):
+    """first, last, count and sum of a customer's non-cancelled orders."""
+    return session.execute(
+        select(func.min(Order.placed_at), func.max(Order.placed_at), func.count(), func.coalesce(func.sum(Order.total), 0))
+        .where(Order.customer_id == customer_id, _COUNTED)
+    ).one()
+
+
+def customer_refunded(session: Session, customer_id: int):
+    return session.scalar(
+        select(func.coalesce(func.sum(OrderReturn.amount), 0))
+        .join(Order, Order.id == OrderReturn.order_id)
+        .where(Order.customer_id == customer_id, _COUNTED)
+    )
+
+
+def customer_top(session: Session, customer_id: int, dimension, limit: int = 3):
+    """Top values of a product attribute by the customer's spend on it."""
+    spend = func.sum(OrderLine.quantity * OrderLine.unit_price - OrderLine.discount)
+    stmt = (
+        select(dimension, spend.label("spend"), func.sum(OrderLine.quantity))
+        .select_from(OrderLine)
+        .join(Order, Order.id == OrderLine.order_id)
+        .join(Product, Product.id == OrderLine.product_id)
+        .where(Order.customer_id == customer_id, _COUNTED, dimension.is_not(None), dimension != "")
+        .group_by(dimension)
+        .order_by(spend.desc(), dimension)
+        .limit(limit)
+    )
+    return session.execute(stmt).all()
+
+
+def customer_channel_counts(session: Session, customer_id: int):
+    return session.execute(
+        select(Order.channel, func.count())
+        .where(Order.customer_id == customer_id, _COUNTED)
+        .group_by(Order.channel)
+        .order_by(func.count().desc(), Order.channel)
+    ).all()
+
+
+def customer_orders_before(session: Session, customer_id: int, before: tuple[datetime, int] | None, limit: int) -> list[Order]:
+    stmt = select(Order).where(Order.customer_id == customer_id)
+    if before is not None:
+        stmt = stmt.where(tuple_(Order.placed_at, Order.id) < before)
+    stmt = stmt.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def revenue_by_month(session: Session, since: datetime):
+    month = year_month(Order.placed_at)
+    return session.execute(
+        select(month, func.count(), func.coalesce(func.sum(Order.total), 0))
+        .where(Order.placed_at >= since, _COUNTED)
+        .group_by(month)
+        .order_by(month)
+    ).all()
+
+
+def orders_by_channel(session: Session, since: datetime):
+    return session.execute(
+        select(Order.channel, func.count(), func.coalesce(func.sum(Order.total), 0))
+        .where(Order.placed_at >= since, _COUNTED)
+        .group_by(Order.channel)
+        .order_by(Order.channel)
+    ).all()

@@ -1,0 +1,206 @@
+"""Orders, returns, and the purchase KPIs built on them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from patron.customers.schemas import ChannelShare, CustomerKPIs, Favourite, TimelineEntry
+from patron.errors import Conflict, NotFound, ValidationFailed
+from patron.models import Order, OrderLine, OrderReturn, Product
+from patron.models.enums import OrderStatus
+from patron.orders import repository
+from patron.orders.schemas import OrderCreate, OrderReturnCreate, OrderUpdate
+from patron.pagination import Page, paginate, parse_sort
+
+SORTS = {"placed_at": Order.placed_at, "id": Order.id, "total": Order.total, "created_at": Order.created_at}
+CENT = Decimal("0.01")
+
+
+def get_order(session: Session, order_id: int) -> Order:
+    order = repository.get(session, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} not found", detail={"field": "order_id"})
+    return order
+
+
+def list_orders(
+    session: Session, *, sort: str = "-placed_at", limit: int = 50, cursor: str | None = None, **filters
+) -> Page[Order]:
+    sort_col, descending = parse_sort(sort, SORTS)
+    return paginate(
+        session, repository.list_query(**filters), sort_col=sort_col, id_col=Order.id,
+        descending=descending, limit=limit, cursor=cursor,
+    )
+
+
+def create_order(session: Session, *, data: OrderCreate) -> Order:
+    """Record an order with its lines; every reference is checked before anything is written."""
+    from patron.customers import service as customers
+    from patron.products import service as products
+
+    if data.external_id and (existing := repository.id_for_external_id(session, data.external_id)):
+        raise Conflict(
+            f"an order with external_id {data.external_id} already exists (id {existing})",
+            detail={"field": "external_id", "order_id": existing},
+        )
+    customers.get_customer(session, data.customer_id)
+    store_id = data.store_id
+    if data.store_code:
+        store_id = products.store_id_for_code(session, data.store_code)
+    elif store_id is not None:
+        products.get_store(session, store_id)
+    product_ids = _resolve_lines(session, data)
+
+    order = Order(
+        **data.model_dump(exclude={"lines", "store_code", "store_id"}),
+        store_id=store_id,
+        lines=[
+            OrderLine(
+                line_no=i, product_id=pid, quantity=line.quantity, unit_price=line.unit_price, discount=line.discount
+            )
+            for i, (line, pid) in enumerate(zip(data.lines, product_ids, strict=True), start=1)
+        ],
+    )
+    session.add(order)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent insert with the same external_id
+        raise Conflict(f"an order with external_id {data.external_id} already exists") from exc
+    return order
+
+
+def _resolve_lines(session: Session, data: OrderCreate) -> list[int]:
+    from patron.products import service as products
+
+    ids = [line.product_id for line in data.lines if line.product_id is not None]
+    skus = [line.sku for line in data.lines if line.sku is not None]
+    found_ids, sku_ids = products.resolve_product_ids(session, ids=ids, skus=skus)
+    errors, resolved = [], []
+    for i, line in enumerate(data.lines):
+        if line.product_id is not None:
+            if line.product_id not in found_ids:
+                errors.append({"field": f"lines.{i}.product_id", "message": f"no product with id {line.product_id}"})
+            resolved.append(line.product_id)
+        else:
+            if line.sku not in sku_ids:
+                errors.append({"field": f"lines.{i}.sku", "message": f"no product with sku {line.sku!r}"})
+            resolved.append(sku_ids.get(line.sku))
+    if errors:
+        raise ValidationFailed(errors)
+    return resolved
+
+
+def update_order(session: Session, order_id: int, *, data: OrderUpdate) -> Order:
+    from patron.products import service as products
+
+    order = get_order(session, order_id)
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("external_id") and changes["external_id"] != order.external_id:
+        if existing := repository.id_for_external_id(session, changes["external_id"]):
+            raise Conflict(
+                f"an order with external_id {changes['external_id']} already exists (id {existing})",
+                detail={"field": "external_id"},
+            )
+    if changes.get("store_id") is not None:
+        products.get_store(session, changes["store_id"])
+    for name, value in changes.items():
+        setattr(order, name, value)
+    session.flush()
+    return order
+
+
+def delete_order(session: Session, order_id: int) -> None:
+    session.delete(get_order(session, order_id))
+    session.flush()
+
+
+def record_return(session: Session, order_id: int, *, data: OrderReturnCreate) -> OrderReturn:
+    """Record goods returned or money refunded; never more than was bought or paid."""
+    order = get_order(session, order_id)
+    if order.status == OrderStatus.cancelled:
+        raise Conflict(f"order {order_id} is cancelled; nothing to return", detail={"field": "order_id"})
+    refunded, per_line = repository.returned_so_far(session, order_id)
+    refunded = Decimal(str(refunded)).quantize(CENT)
+    errors = []
+    if refunded + data.amount > order.total:
+        errors.append({
+            "field": "amount",
+            "message": f"refunds would total {refunded + data.amount}, more than the order total {order.total}",
+        })
+    if data.order_line_id is not None:
+        line = next((ln for ln in order.lines if ln.id == data.order_line_id), None)
+        if line is None:
+            errors.append({"field": "order_line_id", "message": f"order {order_id} has no line {data.order_line_id}"})
+        elif data.quantity is not None and per_line.get(line.id, 0) + data.quantity > line.quantity:
+            errors.append({
+                "field": "quantity",
+                "message": f"only {line.quantity - per_line.get(line.id, 0)} of this line are left to return",
+            })
+    if errors:
+        raise ValidationFailed(errors)
+    record = OrderReturn(order_id=order_id, **data.model_dump(exclude={"returned_at"}))
+    record.returned_at = data.returned_at or datetime.now(UTC)
+    order.returns.append(record)
+    order.status = OrderStatus.returned if refunded + data.amount == order.total else OrderStatus.partially_returned
+    session.flush()
+    return record
+
+
+def customer_kpis(session: Session, *, customer_id: int) -> CustomerKPIs:
+    """Purchase KPIs for one customer: recency, frequency, spend, favourites and channels."""
+    first, last, count, gross = repository.customer_summary(session, customer_id)
+    refunded = _money(repository.customer_refunded(session, customer_id))
+    net = _money(gross) - refunded
+    channels = repository.customer_channel_counts(session, customer_id)
+    return CustomerKPIs(
+        first_purchase_at=first,
+        last_purchase_at=last,
+        order_count=count,
+        total_spend=net,
+        refunded=refunded,
+        average_order_value=(net / count).quantize(CENT) if count else None,
+        favourite_categories=_favourites(repository.customer_top(session, customer_id, Product.category_path)),
+        favourite_brands=_favourites(repository.customer_top(session, customer_id, Product.brand)),
+        channel_mix=[ChannelShare(channel=ch, orders=n, share=round(n / count, 4)) for ch, n in channels],
+    )
+
+
+def timeline_entries(
+    session: Session, *, customer_id: int, before: tuple[datetime, int] | None, limit: int
+) -> list[TimelineEntry]:
+    """The customer's orders as timeline entries, newest first, strictly before `before`."""
+    orders = repository.customer_orders_before(session, customer_id, before, limit)
+    return [
+        TimelineEntry(
+            type="order",
+            id=o.id,
+            occurred_at=o.placed_at,
+            kind=o.status,
+            channel=o.channel,
+            title=f"Order {o.external_id or '#' + str(o.id)}: {sum(ln.quantity for ln in o.lines)} item(s), "
+            f"{o.total} {o.currency}",
+            amount=o.total,
+        )
+        for o in orders
+    ]
+
+
+def revenue_by_month(session: Session, *, since: datetime) -> list[tuple[str, int, Decimal]]:
+    return [(m, n, _money(total)) for m, n, total in repository.revenue_by_month(session, since)]
+
+
+def orders_by_channel(session: Session, *, since: datetime) -> list[tuple[str, int, Decimal]]:
+    return [(ch, n, _money(total)) for ch, n, total in repository.orders_by_channel(session, since)]
+
+
+def _favourites(rows) -> list[Favourite]:
+    return [Favourite(name=name, spend=_money(spend), quantity=int(qty)) for name, spend, qty in rows]
+
+
+def _money(value) -> Decimal:
+    # Aggregates come back as Decimal (PostgreSQL) or float (SQLite); normalise to cents.
+    return Decimal(str(value or 0)).quantize(CENT)
