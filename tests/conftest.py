@@ -100,3 +100,52 @@ def session(engine) -> Iterator[Session]:
         finally:
             sess.close()
             outer.rollback()
+
+
+# --- API clients ------------------------------------------------------------------------
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from patron.api import create_app  # noqa: E402
+from patron.db import get_session  # noqa: E402
+from tests.factories import create_token_for  # noqa: E402
+
+
+@pytest.fixture
+def app(engine, session):
+    """The application with every request running inside the test's rolled-back session.
+
+    Like the real dependency, a request commits (here: releases its savepoint) on success
+    and rolls back (to its savepoint) on error, so 'nothing half-written' is testable.
+    """
+    application = create_app(engine)
+
+    def _session_override():
+        # What the test set up before the request is, for the request, committed data:
+        # release it from the savepoint so a failing request cannot roll it back.
+        session.commit()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    application.dependency_overrides[get_session] = _session_override
+    return application
+
+
+@pytest.fixture
+def api(app, session):
+    """api(role) -> a TestClient sending a bearer token of a fresh user with that role."""
+
+    def make(role: str = "admin") -> TestClient:
+        token = create_token_for(session, role)
+        return TestClient(app, headers={"Authorization": f"Bearer {token}"})
+
+    return make
+
+
+@pytest.fixture
+def admin(api) -> TestClient:
+    return api("admin")

@@ -72,8 +72,10 @@ def _search_condition(q: str):
         Customer.email.like(like, escape="\\"),
     ]
     if len(digits) >= 4 and len(digits) >= len(term.replace(" ", "").lstrip("+")) - 4:
-        # Looks like a phone number: match on its digits anywhere (people omit the country code).
-        conditions.append(Customer.phone.like("%" + digits + "%"))
+        # Looks like a phone number. People type it without the country code and often
+        # with the national trunk prefix ("020 7946..." for +44 20 7946...), so match the
+        # digits after any leading zeros anywhere in the stored E.164 number.
+        conditions.append(Customer.phone.like("%" + digits.lstrip("0") + "%"))
     return or_(*conditions)
 
 

@@ -89,14 +89,20 @@ def _tags(value: list[str]) -> list[str]:
     return list(seen)
 
 
-Text = Annotated[str | None, BeforeValidator(_blank_to_none)]
+def Text(max_length: int):  # noqa: N802 - reads as a type in field declarations
+    """Optional text: blank means not given; the length limit applies to strings only."""
+    return Annotated[Annotated[str, Field(max_length=max_length)] | None, BeforeValidator(_blank_to_none)]
+
+
 Email = Annotated[EmailStr | None, BeforeValidator(_blank_to_none), AfterValidator(_email)]
 Phone = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_phone)]
 Country = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_country)]
 Language = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_language)]
 TimeZone = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_time_zone)]
 PastDate = Annotated[date | None, BeforeValidator(_blank_to_none), AfterValidator(_not_future)]
-MoneyIn = Annotated[Decimal | None, BeforeValidator(_blank_to_none), Field(ge=0, max_digits=12, decimal_places=2)]
+MoneyIn = Annotated[
+    Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None, BeforeValidator(_blank_to_none)
+]
 Tags = Annotated[list[Annotated[str, Field(max_length=50)]], Field(max_length=50), AfterValidator(_tags)]
 ExternalIds = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=50)], Annotated[str, Field(min_length=1, max_length=100)]],
@@ -142,20 +148,22 @@ class _CustomerFields(BaseModel):
     phone: Phone = None
     birthday: PastDate = None
     gender: _opt(Gender) = None
-    address_line: Annotated[Text, Field(max_length=200)] = None
-    city: Annotated[Text, Field(max_length=100)] = None
-    region: Annotated[Text, Field(max_length=100)] = None
+    address_line: Text(200) = None
+    city: Text(100) = None
+    region: Text(100) = None
     country: Country = None
-    postal_code: Annotated[Text, Field(max_length=20)] = None
-    birth_year: Annotated[int | None, BeforeValidator(_blank_to_none), Field(ge=1900, le=date.today().year)] = None
+    postal_code: Text(20) = None
+    birth_year: Annotated[
+        Annotated[int, Field(ge=1900, le=date.today().year)] | None, BeforeValidator(_blank_to_none)
+    ] = None
     age_band: _opt(AgeBand) = None
     income_band: _opt(IncomeBand) = None
     marital_status: _opt(MaritalStatus) = None
-    household_size: Annotated[int | None, BeforeValidator(_blank_to_none), Field(ge=1, le=30)] = None
-    children: Annotated[int | None, BeforeValidator(_blank_to_none), Field(ge=0, le=20)] = None
+    household_size: Annotated[Annotated[int, Field(ge=1, le=30)] | None, BeforeValidator(_blank_to_none)] = None
+    children: Annotated[Annotated[int, Field(ge=0, le=20)] | None, BeforeValidator(_blank_to_none)] = None
     interests: Tags = Field(default_factory=list)
     acquired_at: PastDate = None
-    acquisition_channel: Annotated[Text, Field(max_length=50)] = None
+    acquisition_channel: Text(50) = None
     acquisition_cost: MoneyIn = None
     preferred_channel: _opt(ContactChannel) = None
     language: Language = None

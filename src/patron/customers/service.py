@@ -32,7 +32,7 @@ SORTS = {
     "email": Customer.email,
 }
 # Ids are positive, so these bound "any id" when a timeline cursor sits between types.
-_MAX_ID = 2**62
+_MAX_ID = 2**31 - 1  # the largest INTEGER id on every backend
 
 
 def get_customer(session: Session, customer_id: int) -> Customer:
