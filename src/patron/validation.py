@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from decimal import Decimal
+from typing import Annotated, NoReturn
 
 import phonenumbers
-from pydantic import ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from patron.errors import ValidationFailed
 
@@ -62,3 +63,9 @@ def reject_nulls(model, *fields: str) -> None:
     for field in fields:
         if field in model.model_fields_set and getattr(model, field) is None:
             raise FieldError(field, "cannot be null")
+
+
+CENT = Decimal("0.01")
+
+# Money as accepted from outside: at most 2 decimals, stored and echoed as cents ("12.50").
+Money = Annotated[Decimal, Field(max_digits=12, decimal_places=2), AfterValidator(lambda d: d.quantize(CENT))]

@@ -31,7 +31,7 @@ from patron.models.enums import (
     MaritalStatus,
 )
 from patron.settings import get_settings
-from patron.validation import FieldError, normalise_phone
+from patron.validation import FieldError, Money, normalise_phone
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -100,9 +100,7 @@ Country = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(
 Language = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_language)]
 TimeZone = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_time_zone)]
 PastDate = Annotated[date | None, BeforeValidator(_blank_to_none), AfterValidator(_not_future)]
-MoneyIn = Annotated[
-    Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None, BeforeValidator(_blank_to_none)
-]
+MoneyIn = Annotated[Annotated[Money, Field(ge=0)] | None, BeforeValidator(_blank_to_none)]
 Tags = Annotated[list[Annotated[str, Field(max_length=50)]], Field(max_length=50), AfterValidator(_tags)]
 ExternalIds = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=50)], Annotated[str, Field(min_length=1, max_length=100)]],

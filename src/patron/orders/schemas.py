@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from patron.validation import FieldError, reject_nulls
+from patron.validation import FieldError, Money, reject_nulls
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from patron.models.enums import OrderStatus, ReturnKind, SalesChannel
 
-Amount = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+Amount = Annotated[Money, Field(ge=0)]
 ZERO = Decimal("0.00")
 # Tills' clocks drift; anything further ahead than this is a data error.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -131,7 +131,7 @@ class OrderReturnCreate(BaseModel):
     kind: ReturnKind = ReturnKind.return_
     order_line_id: int | None = Field(default=None, ge=1)
     quantity: int | None = Field(default=None, ge=1)
-    amount: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+    amount: Annotated[Money, Field(gt=0)]
     reason: str | None = Field(default=None, max_length=300)
     returned_at: AwarePast | None = None
 

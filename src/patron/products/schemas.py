@@ -4,13 +4,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from patron.validation import reject_nulls
+from patron.validation import Money, reject_nulls
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from patron.customers.schemas import Country, PastDate
 from patron.models.enums import ProductTier, StoreKind
 
-Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+Price = Annotated[Money, Field(ge=0)]
 
 
 def _category(value: str) -> str:
