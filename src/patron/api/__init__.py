@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patron import __version__
 from patron.db import get_engine, session_factory
@@ -26,26 +27,61 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         summary="Retention CRM: customers, orders, interactions and everything built on them.",
         docs_url="/docs",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        # Covers chunked bodies too: the limit is enforced while reading, not from Content-Length.
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.sessionmaker = session_factory(engine or get_engine())
 
     _add_error_handlers(app)
-
-    from patron.customers.endpoints import router as customers_router
-    from patron.interactions.endpoints import router as interactions_router
-    from patron.orders.endpoints import router as orders_router
-    from patron.products.endpoints import router as products_router
-
-    for router in (customers_router, products_router, orders_router, interactions_router):
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)
 
     from patron.web import mount_web
 
     mount_web(app, settings)
     return app
+
+
+def api_routers() -> list[APIRouter]:
+    """Every REST router, in the order they appear in the OpenAPI document."""
+    from patron.customers.endpoints import router as customers
+    from patron.interactions.endpoints import router as interactions
+    from patron.orders.endpoints import router as orders
+    from patron.products.endpoints import router as products
+
+    return [customers, products, orders, interactions]
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `limit` bytes, declared (Content-Length) or streamed.
+
+    An HTTPException raised from inside the body read is passed through by FastAPI to the
+    error handlers below, so a streamed oversized body gets the usual error shape too.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = f"request body is larger than the {self.limit}-byte limit"
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            response = JSONResponse({"error": message, "detail": {"limit": self.limit}}, status_code=413)
+            return await response(scope, receive, send)
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            msg = await receive()
+            received += len(msg.get("body", b""))
+            if received > self.limit:
+                raise StarletteHTTPException(413, detail=message)
+            return msg
+
+        await self.app(scope, counting_receive, send)
 
 
 def _wants_json(request: Request) -> bool:
