@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated, NoReturn
 
 import phonenumbers
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from patron.errors import ValidationFailed
 
@@ -69,3 +69,39 @@ CENT = Decimal("0.01")
 
 # Money as accepted from outside: at most 2 decimals, stored and echoed as cents ("12.50").
 Money = Annotated[Decimal, Field(max_digits=12, decimal_places=2), AfterValidator(lambda d: d.quantize(CENT))]
+
+# Ids are INTEGER columns: 32-bit on PostgreSQL, so larger values are invalid input, not 500s.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def find_nul(value, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) holding a NUL character, if any.
+
+    PostgreSQL text cannot store NUL, so such input is refused up front on every backend.
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return sub
+            if (found := find_nul(item, sub)) is not None:
+                return found
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if (found := find_nul(item, f"{path}.{i}" if path else str(i))) is not None:
+                return found
+    return None
+
+
+class InputModel(BaseModel):
+    """Base of every payload accepted from outside: refuses NUL characters anywhere."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data):
+        if (path := find_nul(data)) is not None:
+            raise FieldError(path, "must not contain NUL (\\x00) characters")
+        return data

@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patron import __version__
+from patron.api.deps import no_nul_in_query
 from patron.db import get_engine, session_factory
 from patron.errors import PatronError
 from patron.settings import Settings, get_settings
 from patron.validation import error_list
 
 API_PREFIX = "/api/v1"
+
+
+class ErrorBody(BaseModel):
+    """Every API error: a sentence for people, and structured detail for programs."""
+
+    error: str
+    detail: Any = Field(
+        default=None, description="For 422: a list of {field, message}; otherwise the field at fault, if any."
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "Bad query parameter (sort, cursor)",
+        401: "Missing or invalid bearer token",
+        403: "The token's role may not do this",
+        404: "Unknown id",
+        409: "Duplicate (email, external id, SKU) or a state that forbids it",
+        413: "Request body over the size limit",
+        422: "Invalid input: detail lists each bad field",
+    }.items()
+}
 
 
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
@@ -34,7 +61,9 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     _add_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     for router in api_routers():
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(
+            router, prefix=API_PREFIX, responses=ERROR_RESPONSES, dependencies=[Depends(no_nul_in_query)]
+        )
 
     from patron.web import mount_web
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from patron.db import get_session
-from patron.errors import NotAuthenticated, PermissionDenied
+from patron.errors import NotAuthenticated, PermissionDenied, ValidationFailed
 from patron.users import service as users_service
 from patron.users.permissions import Permission, allows
 from patron.users.schemas import Principal
+from patron.validation import MAX_ID
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
@@ -47,3 +48,13 @@ CustomerDeleter = Annotated[Principal, Depends(require(Permission.delete_custome
 InteractionWriter = Annotated[Principal, Depends(require(Permission.write_interactions))]
 OrderWriter = Annotated[Principal, Depends(require(Permission.write_orders))]
 CatalogWriter = Annotated[Principal, Depends(require(Permission.write_catalog))]
+
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+def no_nul_in_query(request: Request) -> None:
+    """Refuse NUL characters in query parameters (PostgreSQL cannot compare against them)."""
+    bad = [name for name, value in request.query_params.multi_items() if "\x00" in value or "\x00" in name]
+    if bad:
+        raise ValidationFailed([{"field": name, "message": "must not contain NUL (\\x00) characters"} for name in bad])

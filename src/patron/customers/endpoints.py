@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from patron.api.deps import CustomerDeleter, CustomerWriter, Reader, SessionDep
+from patron.api.deps import CustomerDeleter, CustomerWriter, PathId, Reader, SessionDep
 from patron.customers import service
 from patron.customers.schemas import (
     Consent,
@@ -54,24 +54,24 @@ def create_customer(data: CustomerCreate, session: SessionDep, principal: Custom
 
 
 @router.get("/{customer_id}", response_model=Customer, summary="Read a customer")
-def get_customer(customer_id: int, session: SessionDep, _: Reader):
+def get_customer(customer_id: PathId, session: SessionDep, _: Reader):
     return service.get_customer(session, customer_id)
 
 
 @router.patch("/{customer_id}", response_model=Customer, summary="Update the fields sent")
-def update_customer(customer_id: int, data: CustomerUpdate, session: SessionDep, _: CustomerWriter):
+def update_customer(customer_id: PathId, data: CustomerUpdate, session: SessionDep, _: CustomerWriter):
     return service.update_customer(session, customer_id, data=data)
 
 
 @router.delete("/{customer_id}", status_code=204, summary="Delete a customer and their history")
-def delete_customer(customer_id: int, session: SessionDep, _: CustomerDeleter):
+def delete_customer(customer_id: PathId, session: SessionDep, _: CustomerDeleter):
     service.delete_customer(session, customer_id)
     return Response(status_code=204)
 
 
 @router.get("/{customer_id}/360", response_model=Customer360, summary="Profile, consents, KPIs and timeline")
 def customer_360(
-    customer_id: int,
+    customer_id: PathId,
     session: SessionDep,
     _: Reader,
     cursor: str | None = None,
@@ -81,12 +81,12 @@ def customer_360(
 
 
 @router.get("/{customer_id}/consents", response_model=list[Consent], summary="Current consent, or its history")
-def list_consents(customer_id: int, session: SessionDep, _: Reader, history: bool = False):
+def list_consents(customer_id: PathId, session: SessionDep, _: Reader, history: bool = False):
     if history:
         return service.consent_history(session, customer_id)
     return service.current_consents(session, customer_id)
 
 
 @router.post("/{customer_id}/consents", response_model=Consent, status_code=201, summary="Record a consent decision")
-def record_consent(customer_id: int, change: ConsentChange, session: SessionDep, principal: CustomerWriter):
+def record_consent(customer_id: PathId, change: ConsentChange, session: SessionDep, principal: CustomerWriter):
     return service.record_consent(session, customer_id, change=change, user_id=principal.user_id)

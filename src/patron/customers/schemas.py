@@ -31,7 +31,7 @@ from patron.models.enums import (
     MaritalStatus,
 )
 from patron.settings import get_settings
-from patron.validation import FieldError, Money, normalise_phone
+from patron.validation import FieldError, Money, normalise_phone, InputModel
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -112,7 +112,7 @@ def _opt(enum_cls):
     return Annotated[enum_cls | None, BeforeValidator(_blank_to_none)]
 
 
-class ConsentChange(BaseModel):
+class ConsentChange(InputModel):
     """One consent decision to append to the history."""
 
     model_config = ConfigDict(extra="forbid")
@@ -135,7 +135,7 @@ class Consent(BaseModel):
     recorded_at: datetime
 
 
-class _CustomerFields(BaseModel):
+class _CustomerFields(InputModel):
     """Every writable field; used by create (defaults) and update (all optional)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from patron.api.deps import InteractionWriter, Reader, SessionDep
+from patron.api.deps import InteractionWriter, PathId, QueryId, Reader, SessionDep
 from patron.interactions import service
 from patron.interactions.schemas import Interaction, InteractionCreate, InteractionPage, InteractionUpdate
 from patron.models.enums import InteractionChannel, InteractionKind
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/interactions", tags=["interactions"])
 def list_interactions(
     session: SessionDep,
     _: Reader,
-    customer_id: int | None = None,
+    customer_id: QueryId = None,
     kind: InteractionKind | None = None,
     channel: InteractionChannel | None = None,
     occurred_from: datetime | None = None,
@@ -41,16 +41,16 @@ def create_interaction(data: InteractionCreate, session: SessionDep, principal: 
 
 
 @router.get("/{interaction_id}", response_model=Interaction, summary="Read an interaction")
-def get_interaction(interaction_id: int, session: SessionDep, _: Reader):
+def get_interaction(interaction_id: PathId, session: SessionDep, _: Reader):
     return service.get_interaction(session, interaction_id)
 
 
 @router.patch("/{interaction_id}", response_model=Interaction, summary="Update the fields sent")
-def update_interaction(interaction_id: int, data: InteractionUpdate, session: SessionDep, _: InteractionWriter):
+def update_interaction(interaction_id: PathId, data: InteractionUpdate, session: SessionDep, _: InteractionWriter):
     return service.update_interaction(session, interaction_id, data=data)
 
 
 @router.delete("/{interaction_id}", status_code=204, summary="Delete an interaction")
-def delete_interaction(interaction_id: int, session: SessionDep, _: InteractionWriter):
+def delete_interaction(interaction_id: PathId, session: SessionDep, _: InteractionWriter):
     service.delete_interaction(session, interaction_id)
     return Response(status_code=204)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from patron.models.enums import Direction, InteractionChannel, InteractionKind
 from patron.orders.schemas import AwarePast
-from patron.validation import FieldError, reject_nulls
+from patron.validation import FieldError, reject_nulls, InputModel, Id
 
 # The usual channel and direction of each kind, used when the caller leaves them out.
 DEFAULTS: dict[InteractionKind, tuple[InteractionChannel, Direction]] = {
@@ -25,10 +25,10 @@ DEFAULTS: dict[InteractionKind, tuple[InteractionChannel, Direction]] = {
 }
 
 
-class InteractionCreate(BaseModel):
+class InteractionCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    customer_id: int = Field(ge=1)
+    customer_id: Id
     kind: InteractionKind
     channel: InteractionChannel | None = None
     direction: Direction | None = None
@@ -36,7 +36,7 @@ class InteractionCreate(BaseModel):
     subject: str | None = Field(default=None, max_length=300)
     body: str | None = Field(default=None, max_length=20_000)
     payload: dict[str, Any] = Field(default_factory=dict)
-    store_id: int | None = Field(default=None, ge=1)
+    store_id: Id | None = None
 
     @model_validator(mode="after")
     def _defaults(self):
@@ -48,7 +48,7 @@ class InteractionCreate(BaseModel):
         return self
 
 
-class InteractionUpdate(BaseModel):
+class InteractionUpdate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     subject: str | None = Field(default=None, max_length=300)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from patron.api.deps import OrderWriter, Reader, SessionDep
+from patron.api.deps import OrderWriter, PathId, QueryId, Reader, SessionDep
 from patron.models.enums import OrderStatus, SalesChannel
 from patron.orders import service
 from patron.orders.schemas import Order, OrderCreate, OrderPage, OrderReturn, OrderReturnCreate, OrderUpdate
@@ -19,10 +19,10 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 def list_orders(
     session: SessionDep,
     _: Reader,
-    customer_id: int | None = None,
+    customer_id: QueryId = None,
     channel: SalesChannel | None = None,
     status: OrderStatus | None = None,
-    store_id: int | None = None,
+    store_id: QueryId = None,
     placed_from: datetime | None = None,
     placed_to: datetime | None = None,
     external_id: str | None = None,
@@ -43,21 +43,21 @@ def create_order(data: OrderCreate, session: SessionDep, _: OrderWriter):
 
 
 @router.get("/{order_id}", response_model=Order, summary="Read an order")
-def get_order(order_id: int, session: SessionDep, _: Reader):
+def get_order(order_id: PathId, session: SessionDep, _: Reader):
     return service.get_order(session, order_id)
 
 
 @router.patch("/{order_id}", response_model=Order, summary="Change status, channel, store or time")
-def update_order(order_id: int, data: OrderUpdate, session: SessionDep, _: OrderWriter):
+def update_order(order_id: PathId, data: OrderUpdate, session: SessionDep, _: OrderWriter):
     return service.update_order(session, order_id, data=data)
 
 
 @router.delete("/{order_id}", status_code=204, summary="Delete an order")
-def delete_order(order_id: int, session: SessionDep, _: OrderWriter):
+def delete_order(order_id: PathId, session: SessionDep, _: OrderWriter):
     service.delete_order(session, order_id)
     return Response(status_code=204)
 
 
 @router.post("/{order_id}/returns", response_model=OrderReturn, status_code=201, summary="Record a return or refund")
-def record_return(order_id: int, data: OrderReturnCreate, session: SessionDep, _: OrderWriter):
+def record_return(order_id: PathId, data: OrderReturnCreate, session: SessionDep, _: OrderWriter):
     return service.record_return(session, order_id, data=data)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from patron.validation import FieldError, Money, reject_nulls
+from patron.validation import FieldError, Money, reject_nulls, InputModel, Id
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from patron.models.enums import OrderStatus, ReturnKind, SalesChannel
@@ -37,10 +37,10 @@ def _currency(value: str) -> str:
     return value.upper()
 
 
-class OrderLineCreate(BaseModel):
+class OrderLineCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: int | None = Field(default=None, ge=1)
+    product_id: Id | None = None
     sku: str | None = Field(default=None, min_length=1, max_length=64)
     quantity: int = Field(ge=1, le=100_000)
     unit_price: Amount
@@ -59,14 +59,14 @@ class OrderLineCreate(BaseModel):
         return self.quantity * self.unit_price - self.discount
 
 
-class OrderCreate(BaseModel):
+class OrderCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: str | None = Field(default=None, min_length=1, max_length=100)
-    customer_id: int = Field(ge=1)
+    customer_id: Id
     placed_at: AwarePast
     channel: SalesChannel
-    store_id: int | None = Field(default=None, ge=1)
+    store_id: Id | None = None
     store_code: str | None = Field(default=None, min_length=1, max_length=32)
     status: OrderStatus = OrderStatus.placed
     currency: Annotated[str, AfterValidator(_currency)] = "USD"
@@ -108,7 +108,7 @@ class OrderCreate(BaseModel):
         return self
 
 
-class OrderUpdate(BaseModel):
+class OrderUpdate(InputModel):
     """What may change after an order is placed; amounts and lines are fixed (return instead)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -116,7 +116,7 @@ class OrderUpdate(BaseModel):
     external_id: str | None = Field(default=None, min_length=1, max_length=100)
     status: OrderStatus | None = None
     channel: SalesChannel | None = None
-    store_id: int | None = Field(default=None, ge=1)
+    store_id: Id | None = None
     placed_at: AwarePast | None = None
 
     @model_validator(mode="after")
@@ -125,12 +125,12 @@ class OrderUpdate(BaseModel):
         return self
 
 
-class OrderReturnCreate(BaseModel):
+class OrderReturnCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ReturnKind = ReturnKind.return_
-    order_line_id: int | None = Field(default=None, ge=1)
-    quantity: int | None = Field(default=None, ge=1)
+    order_line_id: Id | None = None
+    quantity: Id | None = None
     amount: Annotated[Money, Field(gt=0)]
     reason: str | None = Field(default=None, max_length=300)
     returned_at: AwarePast | None = None

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from patron.api.deps import CatalogWriter, Reader, SessionDep
+from patron.api.deps import CatalogWriter, PathId, Reader, SessionDep
 from patron.products import service
 from patron.products.schemas import Product, ProductCreate, ProductPage, ProductUpdate, Store, StoreCreate
 
@@ -37,17 +37,17 @@ def create_product(data: ProductCreate, session: SessionDep, _: CatalogWriter):
 
 
 @router.get("/products/{product_id}", response_model=Product, summary="Read a product")
-def get_product(product_id: int, session: SessionDep, _: Reader):
+def get_product(product_id: PathId, session: SessionDep, _: Reader):
     return service.get_product(session, product_id)
 
 
 @router.patch("/products/{product_id}", response_model=Product, summary="Update the fields sent")
-def update_product(product_id: int, data: ProductUpdate, session: SessionDep, _: CatalogWriter):
+def update_product(product_id: PathId, data: ProductUpdate, session: SessionDep, _: CatalogWriter):
     return service.update_product(session, product_id, data=data)
 
 
 @router.delete("/products/{product_id}", status_code=204, summary="Delete a product never sold")
-def delete_product(product_id: int, session: SessionDep, _: CatalogWriter):
+def delete_product(product_id: PathId, session: SessionDep, _: CatalogWriter):
     service.delete_product(session, product_id)
     return Response(status_code=204)
 

@@ -4,7 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from patron.validation import Money, reject_nulls
+from patron.validation import Money, reject_nulls, InputModel
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from patron.customers.schemas import Country, PastDate
@@ -21,7 +21,7 @@ def _category(value: str) -> str:
     return "/".join(parts) if value.strip() else ""
 
 
-class _ProductFields(BaseModel):
+class _ProductFields(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=200)
@@ -79,7 +79,7 @@ class ProductPage(BaseModel):
     next_cursor: str | None
 
 
-class StoreCreate(BaseModel):
+class StoreCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: str = Field(min_length=1, max_length=32, pattern=r"^\S+$")

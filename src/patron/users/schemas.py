@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from patron.validation import InputModel
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from patron.models.enums import Role
 
 
-class UserCreate(BaseModel):
+class UserCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr

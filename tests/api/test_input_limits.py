@@ -1,0 +1,31 @@
+"""Regressions found by the OpenAPI fuzzer: input a database cannot hold is a 422, not a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import create_customer
+
+
+@pytest.mark.parametrize("path", ["/api/v1/customers/2147483648", "/api/v1/orders/99999999999",
+                                  "/api/v1/products/0", "/api/v1/interactions/-1"])
+def test_ids_outside_the_integer_range_are_invalid_not_errors(admin, path):
+    r = admin.get(path)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"].endswith("_id")
+
+
+def test_body_ids_are_bounded_too(admin):
+    r = admin.post("/api/v1/interactions", json={"customer_id": 2**31, "kind": "call"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "customer_id"
+
+
+def test_nul_characters_are_refused_with_the_field_named(admin, session):
+    c = create_customer(session)
+    r = admin.post("/api/v1/interactions", json={"customer_id": c.id, "kind": "note", "body": "a\x00b"})
+    assert r.status_code == 422 and r.json()["detail"] == [
+        {"field": "body", "message": "must not contain NUL (\\x00) characters"}
+    ]
+    r = admin.patch(f"/api/v1/customers/{c.id}", json={"attributes": {"vip": ["x", "\x00"]}})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "attributes.vip.1"
+    r = admin.get("/api/v1/customers", params={"q": "an\x00n"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "q"
