@@ -20,9 +20,7 @@ from sqlalchemy.orm import Session
 from patron import migrate
 from patron.db import make_engine
 
-PG_URL = os.environ.get(
-    "PATRON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+PG_URL = os.environ.get("PATRON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -49,7 +47,7 @@ class DatabaseFactory:
         try:
             with server.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
-        except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
+        except Exception as exc:
             _unavailable(f"PostgreSQL at {PG_URL} is not reachable: {exc.__class__.__name__}")
         self._created.append((server, name))
         return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)

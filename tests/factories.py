@@ -21,7 +21,9 @@ from patron.users import service as users
 _seq = itertools.count(1)
 
 
-def create_user(session: Session, role: str = "admin", *, email: str | None = None, password: str = "correct horse battery"):
+def create_user(
+    session: Session, role: str = "admin", *, email: str | None = None, password: str = "correct horse battery"
+):
     return users.create_user(session, email=email or f"user{next(_seq)}@patron.example", password=password, role=role)
 
 
@@ -63,4 +65,6 @@ def create_order(session: Session, customer, lines: list[tuple] | None = None, *
 
 def create_interaction(session: Session, customer, kind: str = "call", **fields):
     fields.setdefault("occurred_at", datetime(2026, 1, 10, 9, 0, tzinfo=UTC))
-    return interactions.create_interaction(session, data=InteractionCreate(customer_id=customer.id, kind=kind, **fields))
+    return interactions.create_interaction(
+        session, data=InteractionCreate(customer_id=customer.id, kind=kind, **fields)
+    )

@@ -38,7 +38,9 @@ def db_upgrade() -> None:
 
     engine = get_engine()
     migrate.upgrade(engine)
-    console.print(f"Database at [bold]{engine.url.render_as_string()}[/] is at revision {migrate.current_revision(engine)}.")
+    console.print(
+        f"Database at [bold]{engine.url.render_as_string()}[/] is at revision {migrate.current_revision(engine)}."
+    )
 
 
 @app.command()

@@ -25,12 +25,9 @@ class Settings(BaseSettings):
     )
     secret_key: str = Field(
         default="",
-        description="Signs session cookies. Generated per process when unset (sessions "
-        "then end on restart).",
+        description="Signs session cookies. Generated per process when unset (sessions then end on restart).",
     )
-    default_country: str = Field(
-        default="US", description="ISO country used to read phone numbers without a +prefix."
-    )
+    default_country: str = Field(default="US", description="ISO country used to read phone numbers without a +prefix.")
     session_max_age: int = Field(default=12 * 3600, description="Web sign-in lifetime, seconds.")
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (behind HTTPS).")
     max_body_bytes: int = Field(default=1_000_000, description="Largest accepted request body.")

@@ -7,8 +7,10 @@ import pytest
 from tests.factories import create_customer
 
 
-@pytest.mark.parametrize("path", ["/api/v1/customers/2147483648", "/api/v1/orders/99999999999",
-                                  "/api/v1/products/0", "/api/v1/interactions/-1"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/customers/2147483648", "/api/v1/orders/99999999999", "/api/v1/products/0", "/api/v1/interactions/-1"],
+)
 def test_ids_outside_the_integer_range_are_invalid_not_errors(admin, path):
     r = admin.get(path)
     assert r.status_code == 422 and r.json()["detail"][0]["field"].endswith("_id")

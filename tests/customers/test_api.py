@@ -22,11 +22,18 @@ def fields_of(response) -> set[str]:
 
 
 def test_create_normalises_contact_data(admin):
-    r = admin.post(URL, json={
-        "first_name": " Ann ", "last_name": "Lee", "email": " Ann.Lee@Example.COM ",
-        "phone": "(415) 555-2671", "country": "us", "interests": ["Running", "running ", "Yoga"],
-        "external_ids": {"shop": "A-1", "pos": "77"},
-    })
+    r = admin.post(
+        URL,
+        json={
+            "first_name": " Ann ",
+            "last_name": "Lee",
+            "email": " Ann.Lee@Example.COM ",
+            "phone": "(415) 555-2671",
+            "country": "us",
+            "interests": ["Running", "running ", "Yoga"],
+            "external_ids": {"shop": "A-1", "pos": "77"},
+        },
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["first_name"] == "Ann"
@@ -40,10 +47,18 @@ def test_create_normalises_contact_data(admin):
 
 def test_bad_input_names_each_field(admin, session):
     before = count(session, Customer)
-    r = admin.post(URL, json={
-        "email": "not-an-email", "phone": "12", "country": "XX", "birthday": "2999-01-01",
-        "household_size": "many", "time_zone": "Mars/Olympus", "nickname": "x",
-    })
+    r = admin.post(
+        URL,
+        json={
+            "email": "not-an-email",
+            "phone": "12",
+            "country": "XX",
+            "birthday": "2999-01-01",
+            "household_size": "many",
+            "time_zone": "Mars/Olympus",
+            "nickname": "x",
+        },
+    )
     assert r.status_code == 422
     assert fields_of(r) == {"email", "phone", "country", "birthday", "household_size", "time_zone", "nickname"}
     assert "unknown field" in r.json()["error"]
@@ -70,16 +85,24 @@ def test_duplicate_email_and_external_id_are_conflicts(admin, session):
 def test_failed_request_writes_nothing(admin, session):
     """Customer and consents are one transaction: a bad consent leaves no customer behind."""
     before = (count(session, Customer), count(session, ConsentEvent))
-    r = admin.post(URL, json={
-        "first_name": "C", "consents": [{"channel": "email", "status": "granted"}, {"channel": "fax", "status": "granted"}],
-    })
+    r = admin.post(
+        URL,
+        json={
+            "first_name": "C",
+            "consents": [{"channel": "email", "status": "granted"}, {"channel": "fax", "status": "granted"}],
+        },
+    )
     assert r.status_code == 422 and fields_of(r) == {"consents.1.channel"}
     assert (count(session, Customer), count(session, ConsentEvent)) == before
 
 
 def test_unknown_id_is_404(admin):
-    for method, path in [("get", f"{URL}/999999"), ("patch", f"{URL}/999999"), ("delete", f"{URL}/999999"),
-                         ("get", f"{URL}/999999/360")]:
+    for method, path in [
+        ("get", f"{URL}/999999"),
+        ("patch", f"{URL}/999999"),
+        ("delete", f"{URL}/999999"),
+        ("get", f"{URL}/999999/360"),
+    ]:
         r = admin.request(method, path, json={} if method == "patch" else None)
         assert r.status_code == 404, (method, path, r.text)
         assert r.json()["error"] == "customer 999999 not found"
@@ -115,7 +138,9 @@ def test_delete_needs_admin_and_removes_history(api, session):
 
 
 def test_search_by_name_email_and_phone(admin, session):
-    ann = create_customer(session, first_name="Annabel", last_name="Okafor", email="a.okafor@mail.example", phone="+442079460958")
+    ann = create_customer(
+        session, first_name="Annabel", last_name="Okafor", email="a.okafor@mail.example", phone="+442079460958"
+    )
     create_customer(session, first_name="Bob", last_name="Annand", email="bob@mail.example")
     create_customer(session, first_name="Zed", last_name="Zulu", email="zed@mail.example")
 
@@ -130,7 +155,7 @@ def test_search_by_name_email_and_phone(admin, session):
 
 
 def test_filters_and_cursor_pagination_visit_every_row_once(admin, session):
-    made = [create_customer(session, country="FR" if i % 2 else "DE", last_name=f"Same") for i in range(11)]
+    made = [create_customer(session, country="FR" if i % 2 else "DE", last_name="Same") for i in range(11)]
     french = {c.id for c in made if c.country == "FR"}
     seen, cursor, pages = [], None, 0
     while True:
@@ -178,8 +203,13 @@ def test_360_kpis(admin, session):
     toys = create_product(session, category_path="Kids/Toys", brand="Ravens")
     t0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
     create_order(session, c, [(shoes, 1, Decimal("80.00"))], placed_at=t0, channel="in_store")
-    o2 = create_order(session, c, [(toys, 3, Decimal("10.00")), (shoes, 1, Decimal("40.00"))],
-                      placed_at=t0 + timedelta(days=30), shipping_fee=Decimal("5.00"))
+    o2 = create_order(
+        session,
+        c,
+        [(toys, 3, Decimal("10.00")), (shoes, 1, Decimal("40.00"))],
+        placed_at=t0 + timedelta(days=30),
+        shipping_fee=Decimal("5.00"),
+    )
     create_order(session, c, [(toys, 10, Decimal("10.00"))], placed_at=t0 + timedelta(days=60), status="cancelled")
     assert admin.post(f"/api/v1/orders/{o2.id}/returns", json={"amount": "15.00", "kind": "refund"}).status_code == 201
 

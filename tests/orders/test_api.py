@@ -19,9 +19,13 @@ def fields_of(r) -> set[str]:
 
 def payload(customer, product, **over):
     body = {
-        "customer_id": customer.id, "placed_at": "2026-02-01T09:30:00+01:00", "channel": "online",
+        "customer_id": customer.id,
+        "placed_at": "2026-02-01T09:30:00+01:00",
+        "channel": "online",
         "lines": [{"product_id": product.id, "quantity": 2, "unit_price": "19.99", "discount": "1.98"}],
-        "discount": "5.00", "shipping_fee": "4.95", "tax": "3.10",
+        "discount": "5.00",
+        "shipping_fee": "4.95",
+        "tax": "3.10",
     }
     return body | over
 
@@ -65,8 +69,11 @@ def test_time_must_be_aware_and_not_in_the_future(admin, session):
 def test_unknown_references_write_nothing(admin, session):
     c, p = create_customer(session), create_product(session, sku="KNOWN")
     before = session.scalar(select(func.count()).select_from(OrderLine))
-    lines = [{"sku": "KNOWN", "quantity": 1, "unit_price": "1.00"}, {"sku": "NOPE", "quantity": 1, "unit_price": "1.00"},
-             {"product_id": 987654, "quantity": 1, "unit_price": "1.00"}]
+    lines = [
+        {"sku": "KNOWN", "quantity": 1, "unit_price": "1.00"},
+        {"sku": "NOPE", "quantity": 1, "unit_price": "1.00"},
+        {"product_id": 987654, "quantity": 1, "unit_price": "1.00"},
+    ]
     r = admin.post(URL, json=payload(c, p, lines=lines, discount="0"))
     assert r.status_code == 422 and fields_of(r) == {"lines.1.sku", "lines.2.product_id"}
     r = admin.post(URL, json=payload(c, p) | {"customer_id": 987654})

@@ -8,7 +8,9 @@ URL = "/api/v1/products"
 
 
 def test_create_normalises_category_and_refuses_duplicates(admin):
-    r = admin.post(URL, json={"sku": "P-1", "name": "Puzzle", "category_path": " Kids / Toys /Puzzles", "price": "12.5"})
+    r = admin.post(
+        URL, json={"sku": "P-1", "name": "Puzzle", "category_path": " Kids / Toys /Puzzles", "price": "12.5"}
+    )
     assert r.status_code == 201 and r.json()["category_path"] == "Kids/Toys/Puzzles" and r.json()["price"] == "12.50"
     r = admin.post(URL, json={"sku": "P-1", "name": "Other", "price": "1"})
     assert r.status_code == 409 and r.json()["detail"]["field"] == "sku"

@@ -36,14 +36,26 @@ def list_customers(
     acquisition_channel: str | None = None,
     external_source: str | None = None,
     external_id: str | None = None,
-    sort: Annotated[str, Query(description="created_at, updated_at, last_name, email or id; '-' for descending.")] = "-created_at",
+    sort: Annotated[
+        str, Query(description="created_at, updated_at, last_name, email or id; '-' for descending.")
+    ] = "-created_at",
     limit: Limit = 50,
     cursor: str | None = None,
 ):
     page = service.list_customers(
-        session, sort=sort, limit=limit, cursor=cursor, q=q, email=email, phone=phone, country=country,
-        city=city, gender=gender, acquisition_channel=acquisition_channel,
-        external_source=external_source, external_id=external_id,
+        session,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+        q=q,
+        email=email,
+        phone=phone,
+        country=country,
+        city=city,
+        gender=gender,
+        acquisition_channel=acquisition_channel,
+        external_source=external_source,
+        external_id=external_id,
     )
     return CustomerPage(items=page.items, next_cursor=page.next_cursor)
 

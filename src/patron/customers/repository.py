@@ -116,12 +116,7 @@ def count_created_by_month(session: Session, since) -> list[tuple[str, int]]:
     from patron.sqlfunctions import year_month
 
     month = year_month(Customer.created_at)
-    stmt = (
-        select(month, func.count())
-        .where(Customer.created_at >= since)
-        .group_by(month)
-        .order_by(month)
-    )
+    stmt = select(month, func.count()).where(Customer.created_at >= since).group_by(month).order_by(month)
     return [(m, n) for m, n in session.execute(stmt)]
 
 

@@ -31,7 +31,7 @@ from patron.models.enums import (
     MaritalStatus,
 )
 from patron.settings import get_settings
-from patron.validation import FieldError, Money, normalise_phone, InputModel
+from patron.validation import FieldError, InputModel, Money, normalise_phone
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -89,7 +89,7 @@ def _tags(value: list[str]) -> list[str]:
     return list(seen)
 
 
-def Text(max_length: int):  # noqa: N802 - reads as a type in field declarations
+def Text(max_length: int):
     """Optional text: blank means not given; the length limit applies to strings only."""
     return Annotated[Annotated[str, Field(max_length=max_length)] | None, BeforeValidator(_blank_to_none)]
 
@@ -104,7 +104,7 @@ MoneyIn = Annotated[Annotated[Money, Field(ge=0)] | None, BeforeValidator(_blank
 Tags = Annotated[list[Annotated[str, Field(max_length=50)]], Field(max_length=50), AfterValidator(_tags)]
 ExternalIds = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=50)], Annotated[str, Field(min_length=1, max_length=100)]],
-    Field(max_length=20, description="The customer's id in other systems, by source: {\"shop\": \"1001\"}."),
+    Field(max_length=20, description='The customer\'s id in other systems, by source: {"shop": "1001"}.'),
 ]
 
 

@@ -160,9 +160,7 @@ def timeline(
             before[stream] = (at, bound_id)
     streams = [
         orders.timeline_entries(session, customer_id=customer_id, before=before["order"], limit=limit + 1),
-        interactions.timeline_entries(
-            session, customer_id=customer_id, before=before["interaction"], limit=limit + 1
-        ),
+        interactions.timeline_entries(session, customer_id=customer_id, before=before["interaction"], limit=limit + 1),
     ]
     key = lambda e: (e.occurred_at, e.type, e.id)  # noqa: E731
     merged = list(heapq.merge(*streams, key=key, reverse=True))

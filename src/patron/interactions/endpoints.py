@@ -29,8 +29,15 @@ def list_interactions(
     cursor: str | None = None,
 ):
     page = service.list_interactions(
-        session, sort=sort, limit=limit, cursor=cursor, customer_id=customer_id, kind=kind, channel=channel,
-        occurred_from=occurred_from, occurred_to=occurred_to,
+        session,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+        customer_id=customer_id,
+        kind=kind,
+        channel=channel,
+        occurred_from=occurred_from,
+        occurred_to=occurred_to,
     )
     return InteractionPage(items=page.items, next_cursor=page.next_cursor)
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from patron.models.enums import Direction, InteractionChannel, InteractionKind
 from patron.orders.schemas import AwarePast
-from patron.validation import FieldError, reject_nulls, InputModel, Id
+from patron.validation import FieldError, Id, InputModel, reject_nulls
 
 # The usual channel and direction of each kind, used when the caller leaves them out.
 DEFAULTS: dict[InteractionKind, tuple[InteractionChannel, Direction]] = {

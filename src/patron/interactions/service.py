@@ -28,8 +28,13 @@ def list_interactions(
 ) -> Page[Interaction]:
     sort_col, descending = parse_sort(sort, SORTS)
     return paginate(
-        session, repository.list_query(**filters), sort_col=sort_col, id_col=Interaction.id,
-        descending=descending, limit=limit, cursor=cursor,
+        session,
+        repository.list_query(**filters),
+        sort_col=sort_col,
+        id_col=Interaction.id,
+        descending=descending,
+        limit=limit,
+        cursor=cursor,
     )
 
 

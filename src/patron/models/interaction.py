@@ -14,9 +14,7 @@ class Interaction(Base):
     """One touchpoint on the customer's timeline: a visit, call, chat, note, complaint..."""
 
     __tablename__ = "interactions"
-    __table_args__ = (
-        Index("ix_interactions_customer_id_occurred_at", "customer_id", "occurred_at"),
-    )
+    __table_args__ = (Index("ix_interactions_customer_id_occurred_at", "customer_id", "occurred_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))

@@ -36,11 +36,15 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     lines: Mapped[list[OrderLine]] = relationship(
-        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.line_no",
+        back_populates="order",
+        cascade="all, delete-orphan",
+        order_by="OrderLine.line_no",
         lazy="selectin",
     )
     returns: Mapped[list[OrderReturn]] = relationship(
-        back_populates="order", cascade="all, delete-orphan", order_by="OrderReturn.returned_at",
+        back_populates="order",
+        cascade="all, delete-orphan",
+        order_by="OrderReturn.returned_at",
         lazy="selectin",
     )
 

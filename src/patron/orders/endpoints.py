@@ -31,8 +31,17 @@ def list_orders(
     cursor: str | None = None,
 ):
     page = service.list_orders(
-        session, sort=sort, limit=limit, cursor=cursor, customer_id=customer_id, channel=channel, status=status,
-        store_id=store_id, placed_from=placed_from, placed_to=placed_to, external_id=external_id,
+        session,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+        customer_id=customer_id,
+        channel=channel,
+        status=status,
+        store_id=store_id,
+        placed_from=placed_from,
+        placed_to=placed_to,
+        external_id=external_id,
     )
     return OrderPage(items=page.items, next_cursor=page.next_cursor)
 

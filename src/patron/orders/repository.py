@@ -68,8 +68,9 @@ def returned_so_far(session: Session, order_id: int) -> tuple:
 def customer_summary(session: Session, customer_id: int):
     """first, last, count and sum of a customer's non-cancelled orders."""
     return session.execute(
-        select(func.min(Order.placed_at), func.max(Order.placed_at), func.count(), func.coalesce(func.sum(Order.total), 0))
-        .where(Order.customer_id == customer_id, _COUNTED)
+        select(
+            func.min(Order.placed_at), func.max(Order.placed_at), func.count(), func.coalesce(func.sum(Order.total), 0)
+        ).where(Order.customer_id == customer_id, _COUNTED)
     ).one()
 
 
@@ -106,7 +107,9 @@ def customer_channel_counts(session: Session, customer_id: int):
     ).all()
 
 
-def customer_orders_before(session: Session, customer_id: int, before: tuple[datetime, int] | None, limit: int) -> list[Order]:
+def customer_orders_before(
+    session: Session, customer_id: int, before: tuple[datetime, int] | None, limit: int
+) -> list[Order]:
     stmt = select(Order).where(Order.customer_id == customer_id)
     if before is not None:
         stmt = stmt.where(tuple_(Order.placed_at, Order.id) < before)

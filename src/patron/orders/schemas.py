@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from patron.validation import FieldError, Money, reject_nulls, InputModel, Id
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from patron.models.enums import OrderStatus, ReturnKind, SalesChannel
+from patron.validation import FieldError, Id, InputModel, Money, reject_nulls
 
 Amount = Annotated[Money, Field(ge=0)]
 ZERO = Decimal("0.00")

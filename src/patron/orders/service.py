@@ -32,8 +32,13 @@ def list_orders(
 ) -> Page[Order]:
     sort_col, descending = parse_sort(sort, SORTS)
     return paginate(
-        session, repository.list_query(**filters), sort_col=sort_col, id_col=Order.id,
-        descending=descending, limit=limit, cursor=cursor,
+        session,
+        repository.list_query(**filters),
+        sort_col=sort_col,
+        id_col=Order.id,
+        descending=descending,
+        limit=limit,
+        cursor=cursor,
     )
 
 
@@ -42,11 +47,8 @@ def create_order(session: Session, *, data: OrderCreate) -> Order:
     from patron.customers import service as customers
     from patron.products import service as products
 
-    if data.external_id and (existing := repository.id_for_external_id(session, data.external_id)):
-        raise Conflict(
-            f"an order with external_id {data.external_id} already exists (id {existing})",
-            detail={"field": "external_id", "order_id": existing},
-        )
+    if data.external_id:
+        _ensure_external_id_free(session, data.external_id)
     customers.get_customer(session, data.customer_id)
     store_id = data.store_id
     if data.store_code:
@@ -71,6 +73,15 @@ def create_order(session: Session, *, data: OrderCreate) -> Order:
     except IntegrityError as exc:  # a concurrent insert with the same external_id
         raise Conflict(f"an order with external_id {data.external_id} already exists") from exc
     return order
+
+
+def _ensure_external_id_free(session: Session, external_id: str, *, order_id: int | None = None) -> None:
+    existing = repository.id_for_external_id(session, external_id)
+    if existing is not None and existing != order_id:
+        raise Conflict(
+            f"an order with external_id {external_id} already exists (id {existing})",
+            detail={"field": "external_id", "order_id": existing},
+        )
 
 
 def _resolve_lines(session: Session, data: OrderCreate) -> list[int]:
@@ -99,12 +110,8 @@ def update_order(session: Session, order_id: int, *, data: OrderUpdate) -> Order
 
     order = get_order(session, order_id)
     changes = data.model_dump(exclude_unset=True)
-    if changes.get("external_id") and changes["external_id"] != order.external_id:
-        if existing := repository.id_for_external_id(session, changes["external_id"]):
-            raise Conflict(
-                f"an order with external_id {changes['external_id']} already exists (id {existing})",
-                detail={"field": "external_id"},
-            )
+    if changes.get("external_id"):
+        _ensure_external_id_free(session, changes["external_id"], order_id=order.id)
     if changes.get("store_id") is not None:
         products.get_store(session, changes["store_id"])
     for name, value in changes.items():
@@ -127,19 +134,23 @@ def record_return(session: Session, order_id: int, *, data: OrderReturnCreate) -
     refunded = Decimal(str(refunded)).quantize(CENT)
     errors = []
     if refunded + data.amount > order.total:
-        errors.append({
-            "field": "amount",
-            "message": f"refunds would total {refunded + data.amount}, more than the order total {order.total}",
-        })
+        errors.append(
+            {
+                "field": "amount",
+                "message": f"refunds would total {refunded + data.amount}, more than the order total {order.total}",
+            }
+        )
     if data.order_line_id is not None:
         line = next((ln for ln in order.lines if ln.id == data.order_line_id), None)
         if line is None:
             errors.append({"field": "order_line_id", "message": f"order {order_id} has no line {data.order_line_id}"})
         elif data.quantity is not None and per_line.get(line.id, 0) + data.quantity > line.quantity:
-            errors.append({
-                "field": "quantity",
-                "message": f"only {line.quantity - per_line.get(line.id, 0)} of this line are left to return",
-            })
+            errors.append(
+                {
+                    "field": "quantity",
+                    "message": f"only {line.quantity - per_line.get(line.id, 0)} of this line are left to return",
+                }
+            )
     if errors:
         raise ValidationFailed(errors)
     record = OrderReturn(order_id=order_id, **data.model_dump(exclude={"returned_at"}))

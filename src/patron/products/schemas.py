@@ -4,11 +4,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from patron.validation import Money, reject_nulls, InputModel
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from patron.customers.schemas import Country, PastDate
 from patron.models.enums import ProductTier, StoreKind
+from patron.validation import InputModel, Money, reject_nulls
 
 Price = Annotated[Money, Field(ge=0)]
 

@@ -10,7 +10,13 @@ from patron.pagination import Page, paginate, parse_sort
 from patron.products import repository
 from patron.products.schemas import ProductCreate, ProductUpdate, StoreCreate
 
-SORTS = {"id": Product.id, "sku": Product.sku, "name": Product.name, "price": Product.price, "created_at": Product.created_at}
+SORTS = {
+    "id": Product.id,
+    "sku": Product.sku,
+    "name": Product.name,
+    "price": Product.price,
+    "created_at": Product.created_at,
+}
 
 
 def get_product(session: Session, product_id: int) -> Product:
@@ -25,8 +31,13 @@ def list_products(
 ) -> Page[Product]:
     sort_col, descending = parse_sort(sort, SORTS)
     return paginate(
-        session, repository.list_query(**filters), sort_col=sort_col, id_col=Product.id,
-        descending=descending, limit=limit, cursor=cursor,
+        session,
+        repository.list_query(**filters),
+        sort_col=sort_col,
+        id_col=Product.id,
+        descending=descending,
+        limit=limit,
+        cursor=cursor,
     )
 
 

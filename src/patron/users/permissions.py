@@ -28,9 +28,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.write_catalog,
         }
     ),
-    Role.agent: frozenset(
-        {Permission.read, Permission.write_customers, Permission.write_interactions}
-    ),
+    Role.agent: frozenset({Permission.read, Permission.write_customers, Permission.write_interactions}),
     Role.analyst: frozenset({Permission.read}),
     Role.viewer: frozenset({Permission.read}),
 }

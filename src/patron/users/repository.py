@@ -23,6 +23,4 @@ def count(session: Session) -> int:
 
 
 def get_token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
-    return session.scalars(
-        select(ApiToken).where(ApiToken.token_hash == token_hash)
-    ).one_or_none()
+    return session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).one_or_none()

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from patron.validation import InputModel
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from patron.models.enums import Role
+from patron.validation import InputModel
 
 
 class UserCreate(InputModel):

@@ -97,9 +97,7 @@ def principal_for_token(session: Session, secret: str) -> Principal:
     if token is None or token.revoked_at is not None or not token.user.is_active:
         raise NotAuthenticated("Invalid or revoked API token.")
     token.last_used_at = utcnow()
-    return Principal(
-        user_id=token.user_id, email=token.user.email, name=token.user.name, role=token.role
-    )
+    return Principal(user_id=token.user_id, email=token.user.email, name=token.user.name, role=token.role)
 
 
 def get_user(session: Session, user_id: int) -> User:
