@@ -80,3 +80,8 @@ def test_db_upgrade_twice_is_harmless(db_url):
     assert invoke("db", "upgrade").exit_code == 0
     r = invoke("db", "upgrade")
     assert r.exit_code == 0 and migrate.head_revision() in r.output
+
+
+def test_serve_refuses_a_database_without_schema(db_url):
+    r = invoke("serve", "--port", "0")
+    assert r.exit_code == 1 and "has no schema" in r.output and "patron init" in r.output

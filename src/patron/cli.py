@@ -77,8 +77,14 @@ def serve(
     """Run the web UI and REST API."""
     import uvicorn
 
+    from patron import migrate
     from patron.api import create_app
 
+    engine = get_engine()
+    current, head = migrate.current_revision(engine), migrate.head_revision()
+    if current != head:
+        state = "has no schema" if current is None else f"is at revision {current}, not {head}"
+        raise fail(f"the database {state}; run `patron init` (or `patron db upgrade`) first")
     console.print(f"Patron on [bold]http://{host}:{port}/[/] (API docs at /docs)")
     uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
 
