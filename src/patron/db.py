@@ -54,9 +54,9 @@ def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+def session_scope(engine: Engine | None = None, *, factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error."""
-    session = session_factory(engine)()
+    session = (factory or session_factory(engine))()
     try:
         yield session
         session.commit()
@@ -74,12 +74,5 @@ def get_session(request: Request) -> Iterator[Session]:
     before the response is sent; a failed commit therefore becomes an error response
     rather than a 200 for data that was never stored.
     """
-    session = request.app.state.sessionmaker()
-    try:
+    with session_scope(factory=request.app.state.sessionmaker) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
