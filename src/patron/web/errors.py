@@ -1,7 +1,32 @@
-from fastapi.responses import HTMLResponse
+"""HTML error pages in the site layout (the API answers JSON for the same errors)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+TITLES = {
+    400: "Bad request",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed here",
+    409: "Conflict",
+    413: "Too large",
+    422: "Invalid input",
+    500: "Something went wrong",
+}
 
 
-def render_error_page(request, status: int, message: str) -> HTMLResponse:
-    from html import escape
+def render_error_page(request: Request, status: int, message: str) -> Response:
+    """The error page for `status`; a 401 on a page sends the visitor to sign in instead."""
+    from patron.web.auth import login_url
+    from patron.web.templating import render
 
-    return HTMLResponse(f"<h1>{status}</h1><p>{escape(message)}</p>", status_code=status)
+    if status == 401:
+        return RedirectResponse(login_url(request), status_code=303)
+    if status >= 500:
+        # Internals stay in the server log, not on the page.
+        message = "The server could not finish this request. Please try again; if it keeps happening, tell your administrator."
+    title = TITLES.get(status, "Error")
+    return render(request, "error.html", {"status": status, "title": title, "message": message}, status_code=status)

@@ -1,0 +1,1 @@
+"""The home dashboard: headline KPIs and charts over the last twelve months."""

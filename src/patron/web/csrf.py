@@ -1,0 +1,58 @@
+"""CSRF protection for every form: a random per-session token, checked on each POST."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+
+from patron.errors import PermissionDenied, ValidationFailed
+
+SESSION_KEY = "csrf"
+FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_token(request: Request) -> str:
+    """The session's token, issued on first use (also before sign-in, for the login form)."""
+    token = request.session.get(SESSION_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        request.session[SESSION_KEY] = token
+    return token
+
+
+def new_token(request: Request) -> str:
+    """Issue a fresh token (after sign-in, so a token seen before it is worthless)."""
+    request.session[SESSION_KEY] = secrets.token_urlsafe(32)
+    return request.session[SESSION_KEY]
+
+
+async def verify_csrf(request: Request) -> None:
+    """Router dependency: refuse any unsafe request whose form lacks the session's token.
+
+    Runs before the page's own dependencies and body, so a refused request writes nothing.
+    The parsed form is kept on request.state for the page (see forms.FormDep).
+    """
+    if request.method in SAFE_METHODS:
+        return
+    form = await request.form()
+    expected = request.session.get(SESSION_KEY)
+    sent = form.get(FIELD)
+    if not (isinstance(expected, str) and expected and isinstance(sent, str) and sent) or not hmac.compare_digest(
+        sent.encode(), expected.encode()
+    ):
+        raise PermissionDenied(
+            "This form has expired or did not come from this site. Go back, reload the page and try again."
+        )
+    _refuse_nul(form)
+    request.state.form = form
+
+
+def _refuse_nul(form: FormData) -> None:
+    # PostgreSQL text cannot hold NUL; refuse it up front like the API does.
+    bad = [key for key, value in form.multi_items() if isinstance(value, str) and "\x00" in value]
+    if bad:
+        raise ValidationFailed([{"field": key, "message": "must not contain NUL (\\x00) characters"} for key in bad])

@@ -1,0 +1,61 @@
+// Draws every [data-chart] container with Plotly from the JSON the server put in the page.
+(function () {
+  "use strict";
+  if (typeof window.Plotly === "undefined") return; // the data tables below each chart still work
+
+  var ACCENT = "#3b5bdb";
+  var PALETTE = ["#3b5bdb", "#12b886", "#f59f00", "#e64980", "#7950f2", "#15aabf", "#868e96"];
+  var FONT = { family: "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size: 12, color: "#495057" };
+
+  function baseLayout() {
+    return {
+      font: FONT,
+      margin: { l: 56, r: 16, t: 8, b: 40 },
+      paper_bgcolor: "rgba(0,0,0,0)",
+      plot_bgcolor: "rgba(0,0,0,0)",
+      xaxis: { type: "category", automargin: true, tickfont: { size: 11 }, showgrid: false },
+      yaxis: { automargin: true, gridcolor: "#eef0f3", zerolinecolor: "#dee2e6", rangemode: "tozero" },
+      hoverlabel: { font: FONT },
+      showlegend: false,
+    };
+  }
+
+  function figure(data) {
+    var layout = baseLayout();
+    if (data.type === "bar") {
+      layout.yaxis.tickformat = ",.0f";
+      return {
+        traces: [{ type: "bar", x: data.x, y: data.y, marker: { color: ACCENT }, name: data.y_title,
+                   hovertemplate: "%{x}<br>%{y:,.2f}<extra></extra>" }],
+        layout: layout,
+      };
+    }
+    if (data.type === "line") {
+      layout.yaxis.tickformat = ",d";
+      return {
+        traces: [{ type: "scatter", mode: "lines+markers", x: data.x, y: data.y, name: data.y_title,
+                   line: { color: "#12b886", width: 2.5, shape: "spline", smoothing: 0.6 },
+                   marker: { size: 6 }, fill: "tozeroy", fillcolor: "rgba(18,184,134,0.08)",
+                   hovertemplate: "%{x}<br>%{y:,d} new<extra></extra>" }],
+        layout: layout,
+      };
+    }
+    // pie: orders by channel, as a donut with the legend beside it
+    layout.margin = { l: 8, r: 8, t: 8, b: 8 };
+    layout.showlegend = true;
+    layout.legend = { orientation: "v", x: 1, y: 0.5 };
+    return {
+      traces: [{ type: "pie", labels: data.labels, values: data.values, hole: 0.55, sort: false,
+                 marker: { colors: PALETTE }, textinfo: "percent", customdata: data.revenue,
+                 hovertemplate: "%{label}<br>%{value:,d} orders · %{customdata:,.2f}<extra></extra>" }],
+      layout: layout,
+    };
+  }
+
+  document.querySelectorAll("[data-chart]").forEach(function (el) {
+    var source = document.getElementById(el.id + "-data");
+    if (!source) return;
+    var fig = figure(JSON.parse(source.textContent));
+    window.Plotly.newPlot(el, fig.traces, fig.layout, { displayModeBar: false, responsive: true });
+  });
+})();
