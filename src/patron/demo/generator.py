@@ -152,7 +152,7 @@ def generate(
     ids = _IdCounters()
     seen_emails: set[str] = set()
 
-    with loader_for(engine) as loader:
+    with loader_for(engine, list(TABLES)) as loader:
         report("Stores and products", 0)
         summary.rows["stores"] += loader.write("stores", world.store_columns())
         summary.rows["products"] += loader.write("products", world.product_columns())
@@ -162,7 +162,7 @@ def generate(
             _generate_chunk(world, rng, loader, ids, n, seen_emails, summary.rows,
                             lambda label, frac, lo=lo, n=n: report(label, lo + frac * n))
         report("Finishing (indexes, statistics)", customers)
-        loader.finish(list(TABLES))
+        loader.finish()
     report("Done", customers)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -125,8 +125,9 @@ def _copy_text(col: Col) -> np.ndarray:
 class Loader:
     """Writes generated tables into one database; use as a context manager."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, tables: list[str]):
         self.engine = engine
+        self.tables = tables
         self.conn: Connection | None = None
 
     def __enter__(self) -> Loader:
@@ -134,9 +135,9 @@ class Loader:
         self._prepare()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._restore()
+            self._close(ok=exc_type is None)
         finally:
             assert self.conn is not None
             self.conn.close()
@@ -144,28 +145,31 @@ class Loader:
 
     def _prepare(self) -> None: ...
 
-    def _restore(self) -> None: ...
+    def _close(self, ok: bool) -> None: ...
 
     def write(self, table: str, cols: list[Col]) -> int:
         raise NotImplementedError
 
-    def finish(self, tables: list[str]) -> None:
-        """Run after the last write (sequence reset, planner statistics)."""
+    def finish(self) -> None:
+        """Run after the last write (indexes, sequences, planner statistics)."""
 
 
 class SQLiteLoader(Loader):
+    """executemany on the raw sqlite3 connection, one transaction per table chunk."""
+
     def _prepare(self) -> None:
         raw = self.conn.connection.driver_connection
-        # A fresh demo database is rebuilt from scratch on failure, so skipping fsync
-        # during the load risks nothing; the setting is put back afterwards.
+        # A demo database is rebuilt from scratch on failure, so skipping fsync during the
+        # load risks nothing; the connection's settings are put back afterwards.
         raw.execute("PRAGMA synchronous=OFF")
         raw.execute("PRAGMA cache_size=-262144")
         raw.execute("PRAGMA temp_store=MEMORY")
 
-    def _restore(self) -> None:
+    def _close(self, ok: bool) -> None:
         raw = self.conn.connection.driver_connection
         raw.execute("PRAGMA synchronous=NORMAL")
         raw.execute("PRAGMA cache_size=-2000")
+        raw.execute("PRAGMA temp_store=DEFAULT")
 
     def write(self, table: str, cols: list[Col]) -> int:
         lists = [_sqlite_list(c) for c in cols]
@@ -180,7 +184,7 @@ class SQLiteLoader(Loader):
             cur.close()
         return n
 
-    def finish(self, tables: list[str]) -> None:
+    def finish(self) -> None:
         # Fresh statistics let the planner pick the per-customer indexes on big tables.
         with self.conn.begin():
             self.conn.exec_driver_sql("PRAGMA analysis_limit=1000")
@@ -188,46 +192,92 @@ class SQLiteLoader(Loader):
 
 
 class PostgresLoader(Loader):
+    """COPY into the tables inside one transaction.
+
+    Per-row foreign-key triggers and random-order index inserts made COPY several times
+    slower than the data generation, so foreign keys and plain secondary indexes of the
+    loaded tables are dropped first and rebuilt in bulk at the end (one validating join
+    per foreign key, one sort per index). Everything, DDL included, is one transaction:
+    a failure rolls the schema back to exactly what it was.
+    """
+
+    def _prepare(self) -> None:
+        self._tx = self.conn.begin()
+        self.conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        names = list(self.tables)
+        self._fkeys = self.conn.execute(
+            text(
+                "SELECT quote_ident(t.relname), quote_ident(c.conname), pg_get_constraintdef(c.oid) "
+                "FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+                "WHERE c.contype = 'f' AND t.relname = ANY(:names) AND pg_table_is_visible(t.oid) "
+                "ORDER BY 1, 2"
+            ),
+            {"names": names},
+        ).all()
+        self._indexes = self.conn.execute(
+            text(
+                "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) "
+                "FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+                "WHERE t.relname = ANY(:names) AND pg_table_is_visible(t.oid) AND NOT i.indisprimary "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
+                "                WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) "
+                "ORDER BY 1"
+            ),
+            {"names": names},
+        ).all()
+        for table, name, _ in self._fkeys:
+            self.conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        for name, _ in self._indexes:
+            self.conn.exec_driver_sql(f"DROP INDEX {name}")
+
+    def _close(self, ok: bool) -> None:
+        if ok:
+            self._tx.commit()
+        else:
+            self._tx.rollback()
+
     def write(self, table: str, cols: list[Col]) -> int:
         if not cols or len(cols[0].values) == 0:
             return 0
         texts = [_copy_text(c) for c in cols]
         n = len(texts[0])
         names = ", ".join(c.name for c in cols)
-        with self.conn.begin():
-            raw = self.conn.connection.driver_connection
-            with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for lo in range(0, n, COPY_BLOCK):
-                    block = texts[0][lo : lo + COPY_BLOCK]
-                    for t in texts[1:]:
-                        block = np.strings.add(np.strings.add(block, "\t"), t[lo : lo + COPY_BLOCK])
-                    copy.write("\n".join(block.tolist()) + "\n")
+        raw = self.conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for lo in range(0, n, COPY_BLOCK):
+                block = texts[0][lo : lo + COPY_BLOCK]
+                for t in texts[1:]:
+                    block = np.strings.add(np.strings.add(block, "\t"), t[lo : lo + COPY_BLOCK])
+                copy.write("\n".join(block.tolist()) + "\n")
         return n
 
-    def finish(self, tables: list[str]) -> None:
+    def finish(self) -> None:
+        self.conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+        for _, definition in self._indexes:
+            self.conn.exec_driver_sql(definition)
+        for table, name, definition in self._fkeys:
+            self.conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
         # Ids were given explicitly, so the serial sequences never moved: point them past
         # the largest id or the next ORM insert collides with generated rows.
-        with self.conn.begin():
-            for table in tables:
-                self.conn.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"COALESCE((SELECT MAX(id) FROM {table}), 1), "
-                        f"(SELECT MAX(id) FROM {table}) IS NOT NULL)"
-                    )
+        for table in self.tables:
+            self.conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"COALESCE((SELECT MAX(id) FROM {table}), 1), "
+                    f"(SELECT MAX(id) FROM {table}) IS NOT NULL)"
                 )
-        with self.conn.begin():
-            for table in tables:
-                self.conn.exec_driver_sql(f"ANALYZE {table}")
+            )
+        for table in self.tables:
+            self.conn.exec_driver_sql(f"ANALYZE {table}")
 
 
-def loader_for(engine: Engine) -> Loader:
-    """The bulk loader for the engine's backend."""
+def loader_for(engine: Engine, tables: list[str]) -> Loader:
+    """The bulk loader for the engine's backend, writing into `tables`."""
     name = engine.dialect.name
     if name == "sqlite":
-        return SQLiteLoader(engine)
+        return SQLiteLoader(engine, tables)
     if name == "postgresql":
         if engine.dialect.driver != "psycopg":
             raise ValueError("bulk loading into PostgreSQL needs the psycopg (3) driver")
-        return PostgresLoader(engine)
+        return PostgresLoader(engine, tables)
     raise ValueError(f"the demo generator supports SQLite and PostgreSQL, not {name}")
