@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import create_user
+from patron.users import service as users
 
 PASSWORD = "correct horse battery"
+_seq = itertools.count(1)
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -48,7 +50,10 @@ def web(app, session):
     """web(role) -> a client signed in as a new user with that role."""
 
     def make(role: str = "admin") -> WebClient:
-        user = create_user(session, role, password=PASSWORD)
+        n = next(_seq)
+        user = users.create_user(
+            session, email=f"staff{n}@patron.example", password=PASSWORD, role=role, name=f"Staff {role} {n}"
+        )
         client = WebClient(app, follow_redirects=False)
         client.refresh_csrf("/login")
         r = client.submit("/login", {"email": user.email, "password": PASSWORD, "next": "/"})
