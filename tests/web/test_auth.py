@@ -198,7 +198,7 @@ def test_roles_without_write_interactions_cannot_add_notes(session, web, role):
     page = client.get(f"/customers/{customer.id}")
     assert page.status_code == 200
     assert "not allowed" not in page.text
-    assert 'action="/customers/%d/notes"' % customer.id not in page.text  # no form offered
+    assert f'action="/customers/{customer.id}/notes"' not in page.text  # no form offered
 
 
 @pytest.mark.parametrize("role", [r.value for r in Role if not allows(r, Permission.write_customers)])

@@ -112,9 +112,15 @@ def shopper(session):
     pen = create_product(session, category_path="Stationery", brand="Quill & Co")
     create_order(session, customer, [(book, 2, Decimal("30.00"))], placed_at=datetime(2026, 3, 1, 10, tzinfo=UTC))
     create_order(
-        session, customer, [(pen, 1, Decimal("15.50"))], placed_at=datetime(2026, 5, 2, 10, tzinfo=UTC), channel="in_store"
+        session,
+        customer,
+        [(pen, 1, Decimal("15.50"))],
+        placed_at=datetime(2026, 5, 2, 10, tzinfo=UTC),
+        channel="in_store",
     )
-    create_interaction(session, customer, "call", subject="Asked about delivery", occurred_at=datetime(2026, 4, 1, tzinfo=UTC))
+    create_interaction(
+        session, customer, "call", subject="Asked about delivery", occurred_at=datetime(2026, 4, 1, tzinfo=UTC)
+    )
     return customer
 
 
@@ -143,7 +149,9 @@ def test_360_shows_profile_kpis_consents_and_timeline(admin_web, shopper):
 def test_360_timeline_older_pages(session, admin_web):
     customer = create_customer(session)
     for day in range(1, 26):
-        create_interaction(session, customer, "note", body=f"note {day}", occurred_at=datetime(2026, 1, day, tzinfo=UTC))
+        create_interaction(
+            session, customer, "note", body=f"note {day}", occurred_at=datetime(2026, 1, day, tzinfo=UTC)
+        )
     first = admin_web.get(f"/customers/{customer.id}")
     titles = timeline_titles(first.text)
     assert len(titles) == 20

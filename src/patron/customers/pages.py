@@ -215,7 +215,9 @@ def add_note(
     try:
         data = InteractionCreate(customer_id=customer_id, kind="note", body=body or None, subject=subject or None)
     except ValidationError as exc:
-        page = _360_page(request, session, customer_id, note={"body": body, "subject": subject}, note_errors=field_errors(exc))
+        page = _360_page(
+            request, session, customer_id, note={"body": body, "subject": subject}, note_errors=field_errors(exc)
+        )
         raise PageResponse(page) from None
     interactions.create_interaction(session, data=data, user_id=principal.user_id)
     return RedirectResponse(f"/customers/{customer_id}#timeline", status_code=303)

@@ -71,9 +71,7 @@ def overview(session: Session, *, now: datetime | None = None) -> Dashboard:
         orders=order_count,
         revenue=revenue_total,
         average_order_value=(revenue_total / order_count).quantize(CENT) if order_count else None,
-        revenue_by_month=[
-            MonthPoint(m, _month_label(m), revenue.get(m, (0, Decimal("0.00")))[1]) for m in keys
-        ],
+        revenue_by_month=[MonthPoint(m, _month_label(m), revenue.get(m, (0, Decimal("0.00")))[1]) for m in keys],
         new_customers_by_month=[MonthPoint(m, _month_label(m), int(signups.get(m, 0))) for m in keys],
         orders_by_channel=[
             ChannelPoint(channel=str(ch), orders=n, revenue=total)

@@ -62,7 +62,9 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
 
     # Every unsafe request to a page must carry the CSRF token; checked before anything else runs.
     for router in page_routers():
-        app.include_router(router, include_in_schema=False, dependencies=[Depends(verify_csrf), Depends(no_nul_in_query)])
+        app.include_router(
+            router, include_in_schema=False, dependencies=[Depends(verify_csrf), Depends(no_nul_in_query)]
+        )
 
     @app.exception_handler(PageResponse)
     async def page_response(_request: Request, exc: PageResponse):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -17,6 +19,12 @@ TITLES = {
     500: "Something went wrong",
 }
 
+PLAIN = {
+    404: "There is no page at this address. It may have moved, or the link may be mistyped.",
+    405: "This address does not accept that kind of request.",
+}
+SERVER_ERROR = "The server could not finish this request. Try again; if it keeps happening, tell your administrator."
+
 
 def render_error_page(request: Request, status: int, message: str) -> Response:
     """The error page for `status`; a 401 on a page sends the visitor to sign in instead."""
@@ -25,8 +33,11 @@ def render_error_page(request: Request, status: int, message: str) -> Response:
 
     if status == 401:
         return RedirectResponse(login_url(request), status_code=303)
+    if status in PLAIN and message == HTTPStatus(status).phrase:
+        # Starlette's bare reason phrases ("Not Found") say less than a sentence can.
+        message = PLAIN.get(status, message)
     if status >= 500:
         # Internals stay in the server log, not on the page.
-        message = "The server could not finish this request. Please try again; if it keeps happening, tell your administrator."
+        message = SERVER_ERROR
     title = TITLES.get(status, "Error")
     return render(request, "error.html", {"status": status, "title": title, "message": message}, status_code=status)

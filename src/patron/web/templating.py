@@ -32,7 +32,9 @@ SECURITY_HEADERS = {
 def template_dirs() -> list[Path]:
     """web/templates first, then every domain's templates/ folder (each namespaced by domain)."""
     dirs = [WEB_DIR / "templates"]
-    dirs += sorted(p / "templates" for p in PACKAGE_DIR.iterdir() if p.is_dir() and p != WEB_DIR and (p / "templates").is_dir())
+    dirs += sorted(
+        p / "templates" for p in PACKAGE_DIR.iterdir() if p.is_dir() and p != WEB_DIR and (p / "templates").is_dir()
+    )
     return dirs
 
 
@@ -88,7 +90,9 @@ def _plotly_version() -> str:
 env = _build_environment()
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
     """Render a page template inside the layout, with who is signed in and the CSRF token."""
     from patron.web.auth import display_user
     from patron.web.csrf import csrf_token

@@ -32,10 +32,12 @@
     }
     if (data.type === "line") {
       layout.yaxis.tickformat = ",d";
+      layout.xaxis.dtick = 2; // every other month: the half-width chart has no room for twelve labels
+      layout.xaxis.tickangle = 0;
       return {
         traces: [{ type: "scatter", mode: "lines+markers", x: data.x, y: data.y, name: data.y_title,
-                   line: { color: "#12b886", width: 2.5, shape: "spline", smoothing: 0.6 },
-                   marker: { size: 6 }, fill: "tozeroy", fillcolor: "rgba(18,184,134,0.08)",
+                   line: { color: "#12b886", width: 2.5 },
+                   marker: { size: 6 }, cliponaxis: false, fill: "tozeroy", fillcolor: "rgba(18,184,134,0.08)",
                    hovertemplate: "%{x}<br>%{y:,d} new<extra></extra>" }],
         layout: layout,
       };
