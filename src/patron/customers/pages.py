@@ -192,7 +192,12 @@ def _form_error(request: Request, exc: Exception, *, customer, form: FormData) -
     """The form again with what was typed and each message beside its field (409 for duplicates)."""
     values = {name: text(form, name) for name in FORM_FIELDS}
     status = 409 if isinstance(exc, Conflict) else 422
-    return PageResponse(_form_page(request, customer=customer, values=values, errors=field_errors(exc), status=status))
+    errors: dict[str, str] = {}
+    for field, message in field_errors(exc).items():
+        # A message about a field the form does not show goes above the form, not nowhere.
+        key = field if field in FORM_FIELDS else ""
+        errors[key] = f"{errors[key]}; {message}" if key in errors else message
+    return PageResponse(_form_page(request, customer=customer, values=values, errors=errors, status=status))
 
 
 # --- 360 and notes ------------------------------------------------------------------------
