@@ -13,6 +13,7 @@ measured in the same run on the same random customers, interleaved, so the ratio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import socket
@@ -85,11 +86,9 @@ def prepare_database(args) -> tuple[Engine, str | None]:
 
 
 def issue_token(engine: Engine) -> str:
-    with session_scope(engine) as session:
-        try:
-            users.create_user(session, email=BENCH_EMAIL, password=BENCH_PASSWORD, role="admin", name="Benchmark")
-        except Conflict:
-            pass  # a reused database already has the benchmark user
+    # A reused database already has the benchmark user.
+    with session_scope(engine) as session, contextlib.suppress(Conflict):
+        users.create_user(session, email=BENCH_EMAIL, password=BENCH_PASSWORD, role="admin", name="Benchmark")
     with session_scope(engine) as session:
         _, secret = users.create_token(session, email=BENCH_EMAIL, role="admin", name="bench_360")
     return secret
@@ -105,8 +104,9 @@ class BackgroundServer:
     """uvicorn in a daemon thread, stopped through its should_exit flag."""
 
     def __init__(self, app, port: int):
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                    access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> BackgroundServer:
@@ -137,8 +137,10 @@ def summarise(name: str, seconds: list[float]) -> dict[str, float]:
         "mean": float(ms.mean()),
         "rps": len(ms) / (ms.sum() / 1000),
     }
-    print(f"  {name:<34} median {stats['median']:7.2f} ms   p99 {stats['p99']:7.2f} ms   "
-          f"mean {stats['mean']:7.2f} ms   {stats['rps']:8.1f} req/s")
+    print(
+        f"  {name:<34} median {stats['median']:7.2f} ms   p99 {stats['p99']:7.2f} ms   "
+        f"mean {stats['mean']:7.2f} ms   {stats['rps']:8.1f} req/s"
+    )
     return stats
 
 
@@ -168,8 +170,10 @@ def main() -> int:
         port = free_port()
         app = create_app(engine)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        with BackgroundServer(app, port), httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
-                                                       timeout=30) as client:
+        with (
+            BackgroundServer(app, port),
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as client,
+        ):
             probe = client.get(f"/api/v1/customers/{ids[0]}/360")
             if probe.status_code != 200:
                 print(f"GET /api/v1/customers/{{id}}/360 answered {probe.status_code}: {probe.text[:300]}")
@@ -196,13 +200,17 @@ def main() -> int:
 
         db = engine.url.render_as_string(hide_password=True)
         print(f"\nDatabase: {engine.dialect.name} ({db}), {n_customers:,} customers")
-        print(f"Requests: {len(times['360']):,} per endpoint after {args.warmup} warm-up each, sequential, "
-              f"one keep-alive connection; failures: {failures}")
+        print(
+            f"Requests: {len(times['360']):,} per endpoint after {args.warmup} warm-up each, sequential, "
+            f"one keep-alive connection; failures: {failures}"
+        )
         print(f"360 timeline entries per response: mean {np.mean(timeline_sizes):.1f}")
         s360 = summarise("GET /api/v1/customers/{id}/360", times["360"])
         sprof = summarise("GET /api/v1/customers/{id} (peer)", times["profile"])
-        print(f"  ratio 360 / profile: median {s360['median'] / sprof['median']:.2f}x, "
-              f"p99 {s360['p99'] / sprof['p99']:.2f}x")
+        print(
+            f"  ratio 360 / profile: median {s360['median'] / sprof['median']:.2f}x, "
+            f"p99 {s360['p99'] / sprof['p99']:.2f}x"
+        )
         return 0 if failures == 0 else 1
     finally:
         engine.dispose()

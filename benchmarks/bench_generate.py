@@ -70,8 +70,10 @@ def main() -> int:
         for table, count in summary.rows.items():
             print(f"  {table:<24}{count:>12,}")
         print(f"  {'total':<24}{total:>12,}")
-        print(f"Generated {args.customers:,} customers ({summary.rows['orders']:,} orders, "
-              f"{summary.rows['order_lines']:,} lines) in {summary.seconds:.1f} s = {total / summary.seconds:,.0f} rows/s")
+        print(
+            f"Generated {args.customers:,} customers ({summary.rows['orders']:,} orders, "
+            f"{summary.rows['order_lines']:,} lines) in {summary.seconds:.1f} s = {total / summary.seconds:,.0f} rows/s"
+        )
         if folder:
             size = sum(p.stat().st_size for p in folder.iterdir())
             print(f"SQLite file size: {size / 1e6:,.0f} MB")

@@ -30,6 +30,7 @@ class City:
 
 US_PHONE = "23456789"
 # Country weights are implied by the city weights below (US ~72%, CA ~12%, GB ~16%).
+# fmt: off
 CITIES: tuple[City, ...] = (
     City("New York", "NY", "US", 0.12, "America/New_York", -5, ("+1212", "+1646", "+1718", "+1917"), 7, US_PHONE,
          ("100", "101", "112"), 8875, (("en-US", 0.85), ("es-US", 0.15)), (("en_US", 1.0),)),
@@ -68,6 +69,7 @@ CITIES: tuple[City, ...] = (
     City("Edinburgh", "Scotland", "GB", 0.02, "Europe/London", 0, ("+44131",), 7, "234567",
          ("EH1", "EH3", "EH9"), 0, (("en-GB", 1.0),), (("en_GB", 1.0),)),
 )
+# fmt: on
 
 # UK mobiles: +44 7xxx xxxxxx. Only ranges that libphonenumber knows as assigned mobile blocks.
 GB_MOBILE_PREFIXES = ("+447400", "+447411", "+447723", "+447799", "+447866", "+447912", "+447956", "+447984")
@@ -97,21 +99,64 @@ SHOPS: tuple[tuple[str, str, str], ...] = (
     ("Edinburgh", "Princes Street", "shop"),
 )
 
-US_STREETS = ("Main", "Oak", "Maple", "Cedar", "Park", "Elm", "Washington", "Lake", "Hill", "Pine",
-              "Sunset", "Lincoln", "Jackson", "Church", "River", "Highland", "Madison", "Franklin",
-              "Spring", "Union", "Walnut", "Chestnut", "Broadway", "Cherry", "Willow")
+US_STREETS = (
+    "Main",
+    "Oak",
+    "Maple",
+    "Cedar",
+    "Park",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Pine",
+    "Sunset",
+    "Lincoln",
+    "Jackson",
+    "Church",
+    "River",
+    "Highland",
+    "Madison",
+    "Franklin",
+    "Spring",
+    "Union",
+    "Walnut",
+    "Chestnut",
+    "Broadway",
+    "Cherry",
+    "Willow",
+)
 US_STREET_SUFFIXES = ("St", "Ave", "Blvd", "Rd", "Ln", "Dr", "Ct", "Way", "Pl")
-GB_STREETS = ("High", "Station", "Church", "Victoria", "Park", "Queens", "Kings", "Mill", "York",
-              "Albert", "Manor", "Grove", "Windsor", "Clarence", "Richmond")
+GB_STREETS = (
+    "High",
+    "Station",
+    "Church",
+    "Victoria",
+    "Park",
+    "Queens",
+    "Kings",
+    "Mill",
+    "York",
+    "Albert",
+    "Manor",
+    "Grove",
+    "Windsor",
+    "Clarence",
+    "Richmond",
+)
 GB_STREET_SUFFIXES = ("Road", "Street", "Lane", "Avenue", "Close", "Gardens", "Terrace")
 
 # Reserved example domains (RFC 2606): realistic-looking addresses that can never reach a
 # real person if someone points the demo at a live mail server.
-EMAIL_DOMAINS = (("example.com", 0.40), ("example.net", 0.25), ("example.org", 0.15),
-                 ("mail.example.com", 0.12), ("inbox.example.net", 0.08))
+EMAIL_DOMAINS = (
+    ("example.com", 0.40),
+    ("example.net", 0.25),
+    ("example.org", 0.15),
+    ("mail.example.com", 0.12),
+    ("inbox.example.net", 0.08),
+)
 
-TOP_CATEGORIES = ("Women", "Men", "Kids", "Baby", "Home", "Electronics", "Beauty", "Sports",
-                  "Food & Drink", "Books")
+TOP_CATEGORIES = ("Women", "Men", "Kids", "Baby", "Home", "Electronics", "Beauty", "Sports", "Food & Drink", "Books")
 # Share of lines picked outside a customer's favourite categories.
 TOP_CATEGORY_WEIGHTS = (0.14, 0.10, 0.07, 0.04, 0.15, 0.13, 0.12, 0.11, 0.09, 0.05)
 KIDS_CATEGORIES = ("Kids", "Baby")
@@ -170,17 +215,28 @@ LEAVES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
 
 # Brands per top category: (name, tier). Invented names, so no real trademark appears.
 BRANDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "Women": (("Maison Lune", "premium"), ("Aster & Vale", "premium"), ("Everyday Studio", "standard"),
-              ("Northline", "standard"), ("Basics Co.", "value")),
-    "Men": (("Harlow & Finch", "premium"), ("Fieldcraft", "standard"), ("Northline", "standard"),
-            ("Basics Co.", "value")),
-    "Kids": (("Little Atlas", "premium"), ("Playwise", "standard"), ("Tiny Town", "standard"),
-             ("Sunny Days", "value")),
+    "Women": (
+        ("Maison Lune", "premium"),
+        ("Aster & Vale", "premium"),
+        ("Everyday Studio", "standard"),
+        ("Northline", "standard"),
+        ("Basics Co.", "value"),
+    ),
+    "Men": (
+        ("Harlow & Finch", "premium"),
+        ("Fieldcraft", "standard"),
+        ("Northline", "standard"),
+        ("Basics Co.", "value"),
+    ),
+    "Kids": (("Little Atlas", "premium"), ("Playwise", "standard"), ("Tiny Town", "standard"), ("Sunny Days", "value")),
     "Baby": (("Nestling", "premium"), ("Cuddle Co.", "standard"), ("First Steps", "value")),
-    "Home": (("Oakhearth", "premium"), ("Linen Lane", "standard"), ("Casa Bright", "standard"),
-             ("Homebase Value", "value")),
-    "Electronics": (("Aurion", "premium"), ("Voltix", "standard"), ("Pixelline", "standard"),
-                    ("Zapp", "value")),
+    "Home": (
+        ("Oakhearth", "premium"),
+        ("Linen Lane", "standard"),
+        ("Casa Bright", "standard"),
+        ("Homebase Value", "value"),
+    ),
+    "Electronics": (("Aurion", "premium"), ("Voltix", "standard"), ("Pixelline", "standard"), ("Zapp", "value")),
     "Beauty": (("Lumière Atelier", "premium"), ("Glowry", "standard"), ("Pure & Simple", "value")),
     "Sports": (("Summit Pro", "premium"), ("Stride", "standard"), ("ActiveOne", "value")),
     "Food & Drink": (("Terra Fina", "premium"), ("Good Pantry", "standard"), ("Daily Bites", "value")),
@@ -189,17 +245,51 @@ BRANDS: dict[str, tuple[tuple[str, str], ...]] = {
 TIER_PRICE_FACTOR = {"value": 0.6, "standard": 1.0, "premium": 1.9}
 # unit_cost as a share of price: premium lines carry the best margins.
 TIER_COST_SHARE = {"value": (0.62, 0.72), "standard": (0.48, 0.58), "premium": (0.32, 0.44)}
-ADJECTIVES = ("Classic", "Essential", "Signature", "Everyday", "Deluxe", "Organic", "Modern", "Heritage",
-              "Compact", "Soft", "Pro", "Lite")
+ADJECTIVES = (
+    "Classic",
+    "Essential",
+    "Signature",
+    "Everyday",
+    "Deluxe",
+    "Organic",
+    "Modern",
+    "Heritage",
+    "Compact",
+    "Soft",
+    "Pro",
+    "Lite",
+)
 COLOURS = ("black", "white", "navy", "grey", "green", "red", "beige", "blue")
 
 # Interest tags stored on customers; the top categories imply some of them.
-INTERESTS = ("fashion", "shoes", "parenting", "toys", "cooking", "home decor", "gardening", "tech",
-             "gaming", "audio", "fitness", "running", "outdoors", "beauty", "reading", "coffee")
+INTERESTS = (
+    "fashion",
+    "shoes",
+    "parenting",
+    "toys",
+    "cooking",
+    "home decor",
+    "gardening",
+    "tech",
+    "gaming",
+    "audio",
+    "fitness",
+    "running",
+    "outdoors",
+    "beauty",
+    "reading",
+    "coffee",
+)
 CATEGORY_INTERESTS = {
-    "Women": ("fashion", "shoes"), "Men": ("fashion", "shoes"), "Kids": ("parenting", "toys"),
-    "Baby": ("parenting",), "Home": ("cooking", "home decor", "gardening"), "Electronics": ("tech", "gaming", "audio"),
-    "Beauty": ("beauty",), "Sports": ("fitness", "running", "outdoors"), "Food & Drink": ("coffee", "cooking"),
+    "Women": ("fashion", "shoes"),
+    "Men": ("fashion", "shoes"),
+    "Kids": ("parenting", "toys"),
+    "Baby": ("parenting",),
+    "Home": ("cooking", "home decor", "gardening"),
+    "Electronics": ("tech", "gaming", "audio"),
+    "Beauty": ("beauty",),
+    "Sports": ("fitness", "running", "outdoors"),
+    "Food & Drink": ("coffee", "cooking"),
     "Books": ("reading",),
 }
 
@@ -215,8 +305,14 @@ ACQUISITION_CHANNELS = (
     ("direct", 0.08, 0.0),
 )
 
-RETURN_REASONS = ("Wrong size", "Changed mind", "Damaged on arrival", "Not as described", "Arrived too late",
-                  "Better price elsewhere")
+RETURN_REASONS = (
+    "Wrong size",
+    "Changed mind",
+    "Damaged on arrival",
+    "Not as described",
+    "Arrived too late",
+    "Better price elsewhere",
+)
 # Reasons that also make the customer complain before sending the goods back.
 COMPLAINT_RETURN_REASONS = ("Damaged on arrival", "Not as described", "Arrived too late")
 REFUND_REASONS = ("Late delivery goodwill", "Price match", "Missing item", "Service recovery")
@@ -225,16 +321,47 @@ COMPLAINT_REFUND_REASONS = ("Late delivery goodwill", "Missing item", "Service r
 # Interaction kinds drawn at random per customer: (kind, channel choices, direction, subjects).
 # Visits, complaints and thank-you notes are derived from orders and returns instead.
 RANDOM_INTERACTIONS: tuple[tuple[str, tuple[str, ...], str, tuple[str, ...]], ...] = (
-    ("call", ("phone",), "inbound", ("Question about an order", "Delivery status", "Product availability",
-                                      "Store opening hours", "Update my address")),
+    (
+        "call",
+        ("phone",),
+        "inbound",
+        (
+            "Question about an order",
+            "Delivery status",
+            "Product availability",
+            "Store opening hours",
+            "Update my address",
+        ),
+    ),
     ("call", ("phone",), "outbound", ("Order ready for pick-up", "Follow-up on your return", "Courtesy call")),
-    ("chat", ("chat",), "inbound", ("Sizing advice", "Where is my order?", "Discount code not working",
-                                     "Gift wrapping", "Stock check")),
-    ("email_in", ("email",), "inbound", ("Invoice request", "Change delivery address", "Product question",
-                                          "Warranty question")),
+    (
+        "chat",
+        ("chat",),
+        "inbound",
+        ("Sizing advice", "Where is my order?", "Discount code not working", "Gift wrapping", "Stock check"),
+    ),
+    (
+        "email_in",
+        ("email",),
+        "inbound",
+        ("Invoice request", "Change delivery address", "Product question", "Warranty question"),
+    ),
     ("web_form", ("web",), "inbound", ("Contact form", "Back-in-stock request", "Catalogue request")),
-    ("feedback", ("web", "email", "in_store"), "inbound", ("Great service", "Checkout was slow",
-                                                            "Love the new collection", "App feedback")),
-    ("note", ("internal",), "internal", ("Prefers morning deliveries", "VIP: greet by name",
-                                         "Asked not to be called at work", "Interested in loyalty programme")),
+    (
+        "feedback",
+        ("web", "email", "in_store"),
+        "inbound",
+        ("Great service", "Checkout was slow", "Love the new collection", "App feedback"),
+    ),
+    (
+        "note",
+        ("internal",),
+        "internal",
+        (
+            "Prefers morning deliveries",
+            "VIP: greet by name",
+            "Asked not to be called at work",
+            "Interested in loyalty programme",
+        ),
+    ),
 )

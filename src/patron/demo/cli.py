@@ -125,8 +125,10 @@ def demo_command(
         raise _fail(exc.message) from exc
 
     console.print(f"\nDemo database: [bold]{engine.url.render_as_string()}[/]")
-    console.print(f"Sign in at [bold]http://{host}:{port}/[/] as [bold]{DEMO_EMAIL}[/] / [bold]{DEMO_PASSWORD}[/]"
-                  f" (API docs at http://{host}:{port}/docs).")
+    console.print(
+        f"Sign in at [bold]http://{host}:{port}/[/] as [bold]{DEMO_EMAIL}[/] / [bold]{DEMO_PASSWORD}[/]"
+        f" (API docs at http://{host}:{port}/docs)."
+    )
     if not serve:
         engine.dispose()
         return

@@ -54,8 +54,17 @@ HOUR = 3_600
 CHUNK_SIZE = 50_000
 WINDOW_DAYS = 3 * 365 + 1  # "the past ~3 years" of history
 
-TABLES = ("stores", "products", "customers", "customer_external_ids", "consent_events", "orders",
-          "order_lines", "order_returns", "interactions")
+TABLES = (
+    "stores",
+    "products",
+    "customers",
+    "customer_external_ids",
+    "consent_events",
+    "orders",
+    "order_lines",
+    "order_returns",
+    "interactions",
+)
 
 # --- BG/NBD and spend parameters (per year). Chosen so a customer places ~10 orders on
 # average over the window, with the heavy-tailed frequency real shops see.
@@ -70,7 +79,7 @@ WEEKDAY_FACTOR = np.array([0.90, 0.90, 0.95, 1.0, 1.10, 1.20, 1.05])  # Monday f
 
 # Local hour-of-day weights: shop opening hours, web traffic, the phone line's hours.
 HOURS_STORE = np.array([0] * 9 + [3, 5, 7, 9, 8, 7, 7, 8, 9, 8, 6, 3] + [0] * 3, dtype=float)
-HOURS_WEB = np.array([1, .6, .4, .3, .3, .5, 1, 2, 3, 3.5, 4, 4.5, 5, 4.5, 4.5, 4.5, 5, 5.5, 6, 7, 8, 8, 6, 3])
+HOURS_WEB = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3, 3.5, 4, 4.5, 5, 4.5, 4.5, 4.5, 5, 5.5, 6, 7, 8, 8, 6, 3])
 HOURS_PHONE = np.array([0] * 8 + [4, 7, 8, 8, 7, 6, 7, 7, 6, 5, 3, 2] + [0] * 4, dtype=float)
 TOD_STORE, TOD_WEB, TOD_PHONE = 0, 1, 2
 
@@ -82,33 +91,39 @@ ADULT_BANDS = [AgeBand.a18_24, AgeBand.a25_34, AgeBand.a35_44, AgeBand.a45_54, A
 BAND_EDGES = np.array([18, 25, 35, 45, 55, 65])  # lower bounds of ADULT_BANDS
 BAND_SHARE = np.array([0.11, 0.22, 0.21, 0.18, 0.15, 0.13])
 INCOME_BANDS = list(IncomeBand)
-INCOME_BY_AGE = np.array([
-    [0.35, 0.30, 0.22, 0.10, 0.03],
-    [0.15, 0.25, 0.32, 0.20, 0.08],
-    [0.10, 0.18, 0.32, 0.26, 0.14],
-    [0.10, 0.17, 0.30, 0.27, 0.16],
-    [0.12, 0.20, 0.30, 0.24, 0.14],
-    [0.22, 0.28, 0.28, 0.15, 0.07],
-])
+INCOME_BY_AGE = np.array(
+    [
+        [0.35, 0.30, 0.22, 0.10, 0.03],
+        [0.15, 0.25, 0.32, 0.20, 0.08],
+        [0.10, 0.18, 0.32, 0.26, 0.14],
+        [0.10, 0.17, 0.30, 0.27, 0.16],
+        [0.12, 0.20, 0.30, 0.24, 0.14],
+        [0.22, 0.28, 0.28, 0.15, 0.07],
+    ]
+)
 INCOME_SPEND = np.array([0.7, 0.85, 1.0, 1.25, 1.6])
 MARITAL = list(MaritalStatus)  # single, partnered, married, divorced, widowed
-MARITAL_BY_AGE = np.array([
-    [0.85, 0.13, 0.02, 0.00, 0.00],
-    [0.45, 0.22, 0.30, 0.03, 0.00],
-    [0.22, 0.12, 0.55, 0.10, 0.01],
-    [0.15, 0.08, 0.58, 0.16, 0.03],
-    [0.12, 0.06, 0.58, 0.17, 0.07],
-    [0.10, 0.04, 0.50, 0.14, 0.22],
-])
+MARITAL_BY_AGE = np.array(
+    [
+        [0.85, 0.13, 0.02, 0.00, 0.00],
+        [0.45, 0.22, 0.30, 0.03, 0.00],
+        [0.22, 0.12, 0.55, 0.10, 0.01],
+        [0.15, 0.08, 0.58, 0.16, 0.03],
+        [0.12, 0.06, 0.58, 0.17, 0.07],
+        [0.10, 0.04, 0.50, 0.14, 0.22],
+    ]
+)
 CHILDREN_BY_AGE = np.array([0.08, 0.45, 0.70, 0.60, 0.25, 0.05])  # P(children at home > 0)
-CHANNEL_BY_AGE = np.array([  # preferred sales channel: in_store, online, mobile, phone
-    [0.25, 0.30, 0.43, 0.02],
-    [0.30, 0.35, 0.33, 0.02],
-    [0.38, 0.37, 0.22, 0.03],
-    [0.45, 0.38, 0.13, 0.04],
-    [0.52, 0.35, 0.07, 0.06],
-    [0.58, 0.28, 0.04, 0.10],
-])
+CHANNEL_BY_AGE = np.array(
+    [  # preferred sales channel: in_store, online, mobile, phone
+        [0.25, 0.30, 0.43, 0.02],
+        [0.30, 0.35, 0.33, 0.02],
+        [0.38, 0.37, 0.22, 0.03],
+        [0.45, 0.38, 0.13, 0.04],
+        [0.52, 0.35, 0.07, 0.06],
+        [0.58, 0.28, 0.04, 0.10],
+    ]
+)
 GENDERS = [Gender.female, Gender.male, Gender.nonbinary, Gender.undisclosed]
 GENDER_SHARE = np.array([0.51, 0.45, 0.02, 0.02])
 CONTACT_CHANNELS = [ContactChannel.email, ContactChannel.sms, ContactChannel.phone, ContactChannel.post]
@@ -147,8 +162,7 @@ def generate(
     _require_empty(engine)
     world = _World.build(seed, end)
     report = _reporter(progress, customers)
-    summary = GenerationSummary(customers=customers, seed=seed, start=world.start, end=end,
-                                rows={t: 0 for t in TABLES})
+    summary = GenerationSummary(customers=customers, seed=seed, start=world.start, end=end, rows={t: 0 for t in TABLES})
     ids = _IdCounters()
     seen_emails: set[str] = set()
 
@@ -159,8 +173,16 @@ def generate(
         for chunk_no, lo in enumerate(range(0, customers, chunk_size)):
             n = min(chunk_size, customers - lo)
             rng = np.random.default_rng([seed, 1, chunk_no])
-            _generate_chunk(world, rng, loader, ids, n, seen_emails, summary.rows,
-                            lambda label, frac, lo=lo, n=n: report(label, lo + frac * n))
+            _generate_chunk(
+                world,
+                rng,
+                loader,
+                ids,
+                n,
+                seen_emails,
+                summary.rows,
+                lambda label, frac, lo=lo, n=n: report(label, lo + frac * n),
+            )
         report("Finishing (indexes, statistics)", customers)
         loader.finish()
     report("Done", customers)
@@ -310,7 +332,7 @@ class _World:
         epoch = date(1970, 1, 1)
         start_day, end_day = (start - epoch).days, (end - epoch).days
         grid_days = np.arange(start_day, end_day + 1, dtype=np.int64)
-        day_month = (grid_days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12)
+        day_month = grid_days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12
         weekday = (grid_days + 3) % 7  # 1970-01-01 was a Thursday
         intensity = MONTH_FACTOR[day_month[:-1]] * WEEKDAY_FACTOR[weekday[:-1]]
         intensity /= intensity.mean()
@@ -321,16 +343,30 @@ class _World:
         acq_w = (1 + 1.5 * x) * np.where(day_month[:-1] >= 10, 1.4, 1.0)
 
         world = cls(
-            seed=seed, end=end, start=start, start_ts=start_day * DAY, horizon_ts=end_day * DAY,
-            grid_days=grid_days, warp=warp, day_month=day_month, acq_cum=_cum(acq_w),
+            seed=seed,
+            end=end,
+            start=start,
+            start_ts=start_day * DAY,
+            horizon_ts=end_day * DAY,
+            grid_days=grid_days,
+            warp=warp,
+            day_month=day_month,
+            acq_cum=_cum(acq_w),
             tod_cum=_cum(np.stack([HOURS_STORE, HOURS_WEB, HOURS_PHONE])),
             city_cum=_cum(np.array([c.weight for c in cat.CITIES])),
             city_offset=np.array([-c.utc_offset_hours * HOUR for c in cat.CITIES], dtype=np.int64),
             city_tax=np.array([c.tax_milli_percent for c in cat.CITIES], dtype=np.int64),
             city_country=np.array([c.country for c in cat.CITIES]),
-            city_home_stores=[], country_shops={}, online_store_id=0, stores={}, products={},
-            prod_top=np.empty(0), prod_price=np.empty(0), prod_launch=np.empty(0),
-            prod_fallback=np.empty(0), prod_pickers={},
+            city_home_stores=[],
+            country_shops={},
+            online_store_id=0,
+            stores={},
+            products={},
+            prod_top=np.empty(0),
+            prod_price=np.empty(0),
+            prod_launch=np.empty(0),
+            prod_fallback=np.empty(0),
+            prod_pickers={},
         )
         world._build_stores(rng)
         world._build_products(rng)
@@ -345,8 +381,19 @@ class _World:
             city = cat.CITIES[city_index[city_name]]
             postal = city.postal_prefixes[0] + {"US": "01", "CA": " 1A1", "GB": " 1AB"}[city.country]
             code = f"{city.country}-{_clean(city_name)[:3].upper()}-{i:02d}"
-            rows.append((i, code, f"{city_name} {suffix}", kind, city.name, city.region, city.country,
-                         postal, city_index[city_name]))
+            rows.append(
+                (
+                    i,
+                    code,
+                    f"{city_name} {suffix}",
+                    kind,
+                    city.name,
+                    city.region,
+                    city.country,
+                    postal,
+                    city_index[city_name],
+                )
+            )
         self.online_store_id = len(rows) + 1
         rows.append((self.online_store_id, "ONLINE", "Online shop & app", "online", None, None, None, None, -1))
         n = len(rows)
@@ -366,18 +413,24 @@ class _World:
         }
         store_city = np.array([r[8] for r in rows])
         shop_kind = np.array([r[3] for r in rows])
-        self.city_home_stores = [self.stores["id"][(store_city == i) & (shop_kind == "shop")]
-                                 for i in range(len(cat.CITIES))]
+        self.city_home_stores = [
+            self.stores["id"][(store_city == i) & (shop_kind == "shop")] for i in range(len(cat.CITIES))
+        ]
         for country in {c.country for c in cat.CITIES}:
             self.country_shops[country] = self.stores["id"][self.stores["country"] == country]
 
     def store_columns(self) -> list[Col]:
         s = self.stores
         return [
-            Col("id", "int", s["id"]), Col("code", "str", s["code"]), Col("name", "str", s["name"]),
-            Col("kind", "str", s["kind"]), Col("city", "str", s["city"], s["null"]),
-            Col("region", "str", s["region"], s["null"]), Col("country", "str", s["country"], s["null"]),
-            Col("postal_code", "str", s["postal_code"], s["null"]), Col("opened_on", "date", s["opened_on"]),
+            Col("id", "int", s["id"]),
+            Col("code", "str", s["code"]),
+            Col("name", "str", s["name"]),
+            Col("kind", "str", s["kind"]),
+            Col("city", "str", s["city"], s["null"]),
+            Col("region", "str", s["region"], s["null"]),
+            Col("country", "str", s["country"], s["null"]),
+            Col("postal_code", "str", s["postal_code"], s["null"]),
+            Col("opened_on", "date", s["opened_on"]),
             Col("created_at", "ts", s["opened_on"] * DAY + 9 * HOUR),
         ]
 
@@ -415,16 +468,34 @@ class _World:
                     launched = start_day + int(rng.integers(0, horizon_day - start_day - 45))
                 popularity = rng.lognormal(0, 0.9) * (1.5 if launched >= start_day else 1.0)
                 sku = f"{_clean(top)[:3].upper()}-{leaf_no:02d}{j:03d}"
-                rows.append((sku, name, path, brand, tier, price, cost, launched, popularity,
-                             json.dumps(attributes), cat.TOP_CATEGORIES.index(top), leaf_no))
+                rows.append(
+                    (
+                        sku,
+                        name,
+                        path,
+                        brand,
+                        tier,
+                        price,
+                        cost,
+                        launched,
+                        popularity,
+                        json.dumps(attributes),
+                        cat.TOP_CATEGORIES.index(top),
+                        leaf_no,
+                    )
+                )
         n = len(rows)
         col = list(zip(*rows, strict=True))
         launch = np.array(col[7], dtype=np.int64)
         self.products = {
             "id": np.arange(1, n + 1, dtype=np.int64),
-            "sku": _strs(col[0]), "name": _strs(col[1]), "category_path": _strs(col[2]),
-            "brand": _strs(col[3]), "tier": _strs(col[4]),
-            "price": np.array(col[5], dtype=np.int64), "unit_cost": np.array(col[6], dtype=np.int64),
+            "sku": _strs(col[0]),
+            "name": _strs(col[1]),
+            "category_path": _strs(col[2]),
+            "brand": _strs(col[3]),
+            "tier": _strs(col[4]),
+            "price": np.array(col[5], dtype=np.int64),
+            "unit_cost": np.array(col[6], dtype=np.int64),
             "launched_on": launch,
             # A few old lines are discontinued: they keep their sales history.
             "is_active": ~((launch < start_day - 3 * 365) & (rng.random(n) < 0.15)),
@@ -458,18 +529,26 @@ class _World:
         p = self.products
         created = (p["launched_on"] - 14) * DAY + 9 * HOUR
         return [
-            Col("id", "int", p["id"]), Col("sku", "str", p["sku"]), Col("name", "str", p["name"]),
-            Col("category_path", "str", p["category_path"]), Col("brand", "str", p["brand"]),
-            Col("tier", "str", p["tier"]), Col("price", "money", p["price"]),
-            Col("unit_cost", "money", p["unit_cost"]), Col("launched_on", "date", p["launched_on"]),
-            Col("is_active", "bool", p["is_active"]), Col("attributes", "json", p["attributes"]),
-            Col("created_at", "ts", created), Col("updated_at", "ts", created),
+            Col("id", "int", p["id"]),
+            Col("sku", "str", p["sku"]),
+            Col("name", "str", p["name"]),
+            Col("category_path", "str", p["category_path"]),
+            Col("brand", "str", p["brand"]),
+            Col("tier", "str", p["tier"]),
+            Col("price", "money", p["price"]),
+            Col("unit_cost", "money", p["unit_cost"]),
+            Col("launched_on", "date", p["launched_on"]),
+            Col("is_active", "bool", p["is_active"]),
+            Col("attributes", "json", p["attributes"]),
+            Col("created_at", "ts", created),
+            Col("updated_at", "ts", created),
         ]
 
     # ---- calendar
 
-    def local_times(self, rng: np.random.Generator, days: np.ndarray, tod_kind: np.ndarray,
-                    city: np.ndarray) -> np.ndarray:
+    def local_times(
+        self, rng: np.random.Generator, days: np.ndarray, tod_kind: np.ndarray, city: np.ndarray
+    ) -> np.ndarray:
         """UTC epoch seconds for local calendar days at a plausible local hour."""
         hour = _choice_rows(rng, self.tod_cum, tod_kind)
         return days * DAY + hour * HOUR + rng.integers(0, HOUR, len(days)) + self.city_offset[city]
@@ -484,8 +563,16 @@ class _World:
 # --------------------------------------------------------------------------- one chunk
 
 
-def _generate_chunk(world: _World, rng: np.random.Generator, loader: Loader, ids: _IdCounters, n: int,
-                    seen_emails: set[str], rows: dict[str, int], report: Callable[[str, float], None]) -> None:
+def _generate_chunk(
+    world: _World,
+    rng: np.random.Generator,
+    loader: Loader,
+    ids: _IdCounters,
+    n: int,
+    seen_emails: set[str],
+    rows: dict[str, int],
+    report: Callable[[str, float], None],
+) -> None:
     report("Customers", 0.0)
     cust = _customers(world, rng, ids.take("customer", n), seen_emails)
     rows["customers"] += loader.write("customers", cust.columns)
@@ -538,7 +625,7 @@ def _customers(world: _World, rng: np.random.Generator, cid: np.ndarray, seen_em
     top_age = np.append(BAND_EDGES[1:], 90)
     age = rng.integers(BAND_EDGES[band0], top_age[band0])
     age = np.maximum(age, 18 + np.ceil(years_since).astype(np.int64))
-    end_ord = (world.horizon_ts // DAY)
+    end_ord = world.horizon_ts // DAY
     birth = end_ord - np.floor(age * 365.25).astype(np.int64) - rng.integers(0, 365, n)
     bdate = birth.astype("datetime64[D]")
     by = bdate.astype("datetime64[Y]").astype(np.int64) + 1970
@@ -653,9 +740,20 @@ def _customers(world: _World, rng: np.random.Generator, cid: np.ndarray, seen_em
         Col("updated_at", "ts", created),
     ]
     return _Customers(
-        columns=columns, id=cid, city=city, created=created, has_email=has_email, has_phone=has_phone,
-        fav=fav, spend=spend, rate=rate, dropout=dropout, channel_pref=channel_pref,
-        acquired_in_store=in_store_acq, buyer=buyer, home_store=home_store,
+        columns=columns,
+        id=cid,
+        city=city,
+        created=created,
+        has_email=has_email,
+        has_phone=has_phone,
+        fav=fav,
+        spend=spend,
+        rate=rate,
+        dropout=dropout,
+        channel_pref=channel_pref,
+        acquired_in_store=in_store_acq,
+        buyer=buyer,
+        home_store=home_store,
     )
 
 
@@ -687,8 +785,15 @@ def _names(world: _World, rng: np.random.Generator, city: np.ndarray, gender: np
     return first, last, first_clean, last_clean
 
 
-def _emails(rng: np.random.Generator, cid: np.ndarray, first: np.ndarray, last: np.ndarray,
-            birth_year: np.ndarray, has_email: np.ndarray, seen: set[str]) -> np.ndarray:
+def _emails(
+    rng: np.random.Generator,
+    cid: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    birth_year: np.ndarray,
+    has_email: np.ndarray,
+    seen: set[str],
+) -> np.ndarray:
     """Lower-case addresses like jane.smith84@example.com, unique across all chunks."""
     n = len(cid)
     domains, dw = zip(*cat.EMAIL_DOMAINS, strict=True)
@@ -696,10 +801,19 @@ def _emails(rng: np.random.Generator, cid: np.ndarray, first: np.ndarray, last: 
     initial_f = np.strings.slice(first, 0, 1)
     initial_l = np.strings.slice(last, 0, 1)
     pattern = _choice(rng, [0.35, 0.2, 0.2, 0.1, 0.15], n)
-    local = np.where(pattern == 0, _cat(first, ".", last),
-             np.where(pattern == 1, _cat(first, last),
-             np.where(pattern == 2, _cat(initial_f, last),
-             np.where(pattern == 3, _cat(first, "_", last), _cat(first, initial_l)))))
+    local = np.where(
+        pattern == 0,
+        _cat(first, ".", last),
+        np.where(
+            pattern == 1,
+            _cat(first, last),
+            np.where(
+                pattern == 2,
+                _cat(initial_f, last),
+                np.where(pattern == 3, _cat(first, "_", last), _cat(first, initial_l)),
+            ),
+        ),
+    )
     kind = _choice(rng, [0.45, 0.3, 0.25], n)
     two_digit = np.strings.zfill((birth_year % 100).astype(S), 2)
     number = rng.integers(1, 1000, n).astype(S)
@@ -728,17 +842,15 @@ def _phones(rng: np.random.Generator, city: np.ndarray) -> np.ndarray:
     for i, c in enumerate(cat.CITIES):
         m = np.flatnonzero(city == i)
         k = len(m)
-        if c.country == "GB":
-            mobile = rng.random(k) < 0.65
-        else:
-            mobile = np.zeros(k, dtype=bool)
+        mobile = rng.random(k) < (0.65 if c.country == "GB" else 0.0)
         prefix = _strs(c.phone_prefixes)[rng.integers(0, len(c.phone_prefixes), k)]
         lead = np.array(list(c.phone_first_digits))[rng.integers(0, len(c.phone_first_digits), k)].astype(S)
         rest = np.strings.zfill(rng.integers(0, 10 ** (c.phone_digits - 1), k).astype(S), c.phone_digits - 1)
         landline = _cat(prefix, lead, rest)
         mob_prefix = _strs(cat.GB_MOBILE_PREFIXES)[rng.integers(0, len(cat.GB_MOBILE_PREFIXES), k)]
-        mob = _cat(mob_prefix, np.strings.zfill(rng.integers(0, 10**cat.GB_MOBILE_DIGITS, k).astype(S),
-                                                cat.GB_MOBILE_DIGITS))
+        mob = _cat(
+            mob_prefix, np.strings.zfill(rng.integers(0, 10**cat.GB_MOBILE_DIGITS, k).astype(S), cat.GB_MOBILE_DIGITS)
+        )
         out[m] = np.where(mobile, mob, landline)
     return out
 
@@ -746,12 +858,20 @@ def _phones(rng: np.random.Generator, city: np.ndarray) -> np.ndarray:
 def _addresses(rng: np.random.Generator, city: np.ndarray, country: np.ndarray):
     n = len(city)
     gb = country == "GB"
-    us_street = _cat(rng.integers(1, 9999, n).astype(S), " ",
-                     _strs(cat.US_STREETS)[rng.integers(0, len(cat.US_STREETS), n)], " ",
-                     _strs(cat.US_STREET_SUFFIXES)[rng.integers(0, len(cat.US_STREET_SUFFIXES), n)])
-    gb_street = _cat(rng.integers(1, 250, n).astype(S), " ",
-                     _strs(cat.GB_STREETS)[rng.integers(0, len(cat.GB_STREETS), n)], " ",
-                     _strs(cat.GB_STREET_SUFFIXES)[rng.integers(0, len(cat.GB_STREET_SUFFIXES), n)])
+    us_street = _cat(
+        rng.integers(1, 9999, n).astype(S),
+        " ",
+        _strs(cat.US_STREETS)[rng.integers(0, len(cat.US_STREETS), n)],
+        " ",
+        _strs(cat.US_STREET_SUFFIXES)[rng.integers(0, len(cat.US_STREET_SUFFIXES), n)],
+    )
+    gb_street = _cat(
+        rng.integers(1, 250, n).astype(S),
+        " ",
+        _strs(cat.GB_STREETS)[rng.integers(0, len(cat.GB_STREETS), n)],
+        " ",
+        _strs(cat.GB_STREET_SUFFIXES)[rng.integers(0, len(cat.GB_STREET_SUFFIXES), n)],
+    )
     apt = _cat(", Apt ", rng.integers(1, 30, n).astype(S), _strs("ABCDEF")[rng.integers(0, 6, n)])
     address = np.where(gb, gb_street, us_street)
     ny = city == [c.name for c in cat.CITIES].index("New York")
@@ -767,11 +887,21 @@ def _addresses(rng: np.random.Generator, city: np.ndarray, country: np.ndarray):
         if c.country == "US":
             postal[m] = _cat(pre, np.strings.zfill(rng.integers(0, 100, k).astype(S), 2))
         elif c.country == "CA":
-            postal[m] = _cat(pre, " ", rng.integers(0, 10, k).astype(S), letters[rng.integers(0, 20, k)],
-                             rng.integers(0, 10, k).astype(S))
+            postal[m] = _cat(
+                pre,
+                " ",
+                rng.integers(0, 10, k).astype(S),
+                letters[rng.integers(0, 20, k)],
+                rng.integers(0, 10, k).astype(S),
+            )
         else:
-            postal[m] = _cat(pre, " ", rng.integers(0, 10, k).astype(S), gb_letters[rng.integers(0, 20, k)],
-                             gb_letters[rng.integers(0, 20, k)])
+            postal[m] = _cat(
+                pre,
+                " ",
+                rng.integers(0, 10, k).astype(S),
+                gb_letters[rng.integers(0, 20, k)],
+                gb_letters[rng.integers(0, 20, k)],
+            )
     return address, postal
 
 
@@ -863,7 +993,7 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
     allowed = rng.geometric(cust.dropout) - 1
     arrivals = rng.poisson(cust.rate * exposure)
     repeats = np.where(cust.buyer, np.minimum(np.minimum(arrivals, allowed), MAX_ORDERS), 0)
-    group, rank = _ragged(repeats)
+    group, _ = _ragged(repeats)
     spacing = rng.standard_exponential(group.size)
     csum = np.cumsum(spacing)
     group_end = np.cumsum(repeats)
@@ -881,8 +1011,9 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
     habit = rng.random(group.size) < 0.65
     mix = np.searchsorted(_cum(BASE_CHANNEL_MIX), rng.random(group.size), side="right")
     repeat_channel = np.where(habit, cust.channel_pref[group], mix)
-    first_channel = np.where(cust.acquired_in_store, IN_STORE,
-                             np.where(cust.channel_pref == IN_STORE, ONLINE, cust.channel_pref))
+    first_channel = np.where(
+        cust.acquired_in_store, IN_STORE, np.where(cust.channel_pref == IN_STORE, ONLINE, cust.channel_pref)
+    )
     tod = np.array([TOD_STORE, TOD_WEB, TOD_WEB, TOD_PHONE])[repeat_channel]
     repeat_ts = world.local_times(rng, repeat_day, tod, cust.city[group])
     repeat_ts = np.clip(repeat_ts, cust.created[group] + 60, horizon - 1)
@@ -896,8 +1027,11 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
     m = len(oc)
     oid = ids.take("order", m)
 
-    store = np.where(channel == IN_STORE, cust.home_store[oc],
-                     np.where((channel == ONLINE) | (channel == MOBILE), world.online_store_id, 0))
+    store = np.where(
+        channel == IN_STORE,
+        cust.home_store[oc],
+        np.where((channel == ONLINE) | (channel == MOBILE), world.online_store_id, 0),
+    )
     travelling = (channel == IN_STORE) & (rng.random(m) < 0.08)
     if travelling.any():
         country = world.city_country[cust.city[oc[travelling]]]
@@ -914,8 +1048,11 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
     k = len(lo)
     from_fav = rng.random(k) < 0.8
     slot = np.searchsorted(_cum(np.array([0.5, 0.3, 0.2])), rng.random(k), side="right")
-    top = np.where(from_fav, cust.fav[lc, slot],
-                   np.searchsorted(_cum(np.array(cat.TOP_CATEGORY_WEIGHTS)), rng.random(k), side="right"))
+    top = np.where(
+        from_fav,
+        cust.fav[lc, slot],
+        np.searchsorted(_cum(np.array(cat.TOP_CATEGORY_WEIGHTS)), rng.random(k), side="right"),
+    )
     bucket = np.digitize(cust.spend[lc], [0.75, 1.4])
     product = np.empty(k, dtype=np.int64)
     u = rng.random(k)
@@ -930,9 +1067,15 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
     quantity = 1 + np.where(cheap, _choice(rng, [0.6, 0.25, 0.1, 0.05], k), _choice(rng, [0.8, 0.14, 0.04, 0.02], k))
     # Promotions: Black Friday week, after-Christmas and summer sales discount more lines.
     month = world.day_month[line_day - world.grid_days[0]]
-    dom = (line_day.astype("datetime64[D]") - line_day.astype("datetime64[D]").astype("datetime64[M]")).astype(np.int64) + 1
-    sale = ((month == 10) & (dom >= 20)) | ((month == 11) & (dom >= 26)) | ((month == 0) & (dom <= 7)) | \
-           ((month == 6) & (dom <= 10))
+    dom = (line_day.astype("datetime64[D]") - line_day.astype("datetime64[D]").astype("datetime64[M]")).astype(
+        np.int64
+    ) + 1
+    sale = (
+        ((month == 10) & (dom >= 20))
+        | ((month == 11) & (dom >= 26))
+        | ((month == 0) & (dom <= 7))
+        | ((month == 6) & (dom <= 10))
+    )
     discounted = rng.random(k) < np.where(sale, 0.35, 0.12)
     pct = np.array([10, 15, 20, 25, 30])[rng.integers(0, 5, k)]
     gross = quantity * price
@@ -942,8 +1085,11 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
 
     coupon = rng.random(m) < 0.08
     discount = np.where(coupon, (subtotal * rng.integers(5, 21, m) + 50) // 100, 0)
-    shipping = np.where(channel == PHONE, 799,
-                        np.where(((channel == ONLINE) | (channel == MOBILE)) & (subtotal - discount < 5000), 599, 0))
+    shipping = np.where(
+        channel == PHONE,
+        799,
+        np.where(((channel == ONLINE) | (channel == MOBILE)) & (subtotal - discount < 5000), 599, 0),
+    )
     tax = ((subtotal - discount + shipping) * world.city_tax[cust.city[oc]] + 50_000) // 100_000
     total = subtotal - discount + shipping + tax
 
@@ -962,8 +1108,23 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
     updated[shipped] = np.minimum(placed[shipped] + rng.integers(DAY, 4 * DAY, int(shipped.sum())), horizon - 1)
 
     line_id = ids.take("line", k)
-    returns = _returns(rng, ids, world, oid, placed, status, channel, n_lines, lo, line_id, quantity, line_net,
-                       subtotal, total, shipping)
+    returns = _returns(
+        rng,
+        ids,
+        world,
+        oid,
+        placed,
+        status,
+        channel,
+        n_lines,
+        lo,
+        line_id,
+        quantity,
+        line_net,
+        subtotal,
+        total,
+        shipping,
+    )
     ret_order_idx, ret_at, ret_reason = returns["order_idx"], returns["at"], returns["reason"]
     if len(ret_order_idx):
         full = returns["full_orders"]
@@ -1003,15 +1164,24 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
         Col("discount", "money", line_discount),
     ]
     return _Orders(
-        columns=columns, line_columns=line_columns, return_columns=returns["columns"], id=oid, cust=oc,
-        placed=placed, channel=channel, total=total, external_id=external,
+        columns=columns,
+        line_columns=line_columns,
+        return_columns=returns["columns"],
+        id=oid,
+        cust=oc,
+        placed=placed,
+        channel=channel,
+        total=total,
+        external_id=external,
         complaint_at=ret_at[complaint] - rng.integers(2 * HOUR, 2 * DAY, int(complaint.sum())),
-        complaint_order=ret_order_idx[complaint], complaint_reason=ret_reason[complaint],
+        complaint_order=ret_order_idx[complaint],
+        complaint_reason=ret_reason[complaint],
     )
 
 
-def _returns(rng, ids, world, oid, placed, status, channel, n_lines, lo, line_id, quantity, line_net,
-             subtotal, total, shipping) -> dict[str, Any]:
+def _returns(
+    rng, ids, world, oid, placed, status, channel, n_lines, lo, line_id, quantity, line_net, subtotal, total, shipping
+) -> dict[str, Any]:
     """Returns of goods (whole orders or one line) and goodwill refunds on older fulfilled orders.
 
     A returned line refunds its share of what the customer paid for goods
@@ -1035,7 +1205,7 @@ def _returns(rng, ids, world, oid, placed, status, channel, n_lines, lo, line_id
     returned_lines = np.concatenate([full_lines, picked])
     qty = quantity[returned_lines].copy()
     part_qty = rng.integers(1, quantity[picked] + 1)
-    qty[len(full_lines):] = part_qty
+    qty[len(full_lines) :] = part_qty
     ret_order = lo[returned_lines]
     amount = line_net[returned_lines] * qty // quantity[returned_lines]
     amount = amount * paid_goods[ret_order] // subtotal[ret_order]
@@ -1083,8 +1253,9 @@ def _returns(rng, ids, world, oid, placed, status, channel, n_lines, lo, line_id
     }
 
 
-def _interactions(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Customers,
-                  orders: _Orders) -> list[Col]:
+def _interactions(
+    world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Customers, orders: _Orders
+) -> list[Col]:
     """Visits, calls, chats, emails, notes, feedback, complaints and thank-you notes."""
     n = len(cust.id)
     horizon = world.horizon_ts
@@ -1092,19 +1263,23 @@ def _interactions(world: _World, rng: np.random.Generator, ids: _IdCounters, cus
 
     def add(customer_idx, kind, channel, direction, at, subject=None, body=None, payload=None, store=None):
         k = len(customer_idx)
-        parts.append({
-            "cust": customer_idx,
-            "kind": np.broadcast_to(np.asarray(kind, dtype=S), (k,)),
-            "channel": np.broadcast_to(np.asarray(channel, dtype=S), (k,)),
-            "direction": np.broadcast_to(np.asarray(direction, dtype=S), (k,)),
-            "at": at,
-            "subject": np.full(k, "", dtype=S) if subject is None else np.broadcast_to(np.asarray(subject, dtype=S), (k,)),
-            "subject_null": np.full(k, subject is None),
-            "body": np.full(k, "", dtype=S) if body is None else body,
-            "body_null": np.full(k, body is None),
-            "payload": np.full(k, "{}", dtype=S) if payload is None else payload,
-            "store": np.zeros(k, np.int64) if store is None else store,
-        })
+        parts.append(
+            {
+                "cust": customer_idx,
+                "kind": np.broadcast_to(np.asarray(kind, dtype=S), (k,)),
+                "channel": np.broadcast_to(np.asarray(channel, dtype=S), (k,)),
+                "direction": np.broadcast_to(np.asarray(direction, dtype=S), (k,)),
+                "at": at,
+                "subject": np.full(k, "", dtype=S)
+                if subject is None
+                else np.broadcast_to(np.asarray(subject, dtype=S), (k,)),
+                "subject_null": np.full(k, subject is None),
+                "body": np.full(k, "", dtype=S) if body is None else body,
+                "body_null": np.full(k, body is None),
+                "payload": np.full(k, "{}", dtype=S) if payload is None else payload,
+                "store": np.zeros(k, np.int64) if store is None else store,
+            }
+        )
 
     # Customers interact while they are active: from sign-up to a few months after their
     # last order (or a few months after signing up, for non-buyers).
@@ -1123,16 +1298,23 @@ def _interactions(world: _World, rng: np.random.Generator, ids: _IdCounters, cus
     # Store visits without a purchase (loyalty app check-ins at the home store).
     idx, _ = _ragged(rng.poisson(0.3 * in_store_orders + 0.15))
     days = random_times(idx) // DAY
-    at = np.clip(world.local_times(rng, days, np.full(len(idx), TOD_STORE), cust.city[idx]),
-                 cust.created[idx], horizon - 1)
+    at = np.clip(
+        world.local_times(rng, days, np.full(len(idx), TOD_STORE), cust.city[idx]), cust.created[idx], horizon - 1
+    )
     add(idx, "store_visit", "in_store", "inbound", at, store=cust.home_store[idx])
 
     # Identified web/app sessions: only customers we can recognise (they have an email).
     idx, _ = _ragged(np.where(cust.has_email, rng.poisson(0.35 * online_orders + 0.4), 0))
     mobile = rng.random(len(idx)) < np.where(cust.channel_pref[idx] == MOBILE, 0.8, 0.3)
     pages = 1 + rng.geometric(0.3, len(idx))
-    add(idx, "web_visit", np.where(mobile, "mobile", "web"), "inbound", random_times(idx),
-        payload=_json_objects("pages", pages))
+    add(
+        idx,
+        "web_visit",
+        np.where(mobile, "mobile", "web"),
+        "inbound",
+        random_times(idx),
+        payload=_json_objects("pages", pages),
+    )
 
     # Service contacts.
     kinds = cat.RANDOM_INTERACTIONS
@@ -1150,19 +1332,36 @@ def _interactions(world: _World, rng: np.random.Generator, ids: _IdCounters, cus
             reply = rng.random(k) < 0.85
             reply_at = at[reply] + rng.integers(2 * HOUR, 30 * HOUR, int(reply.sum()))
             keep = reply_at < horizon
-            add(sel[reply][keep], "email_out", "email", "outbound", reply_at[keep],
-                subject=_cat("Re: ", subject[reply][keep]))
+            add(
+                sel[reply][keep],
+                "email_out",
+                "email",
+                "outbound",
+                reply_at[keep],
+                subject=_cat("Re: ", subject[reply][keep]),
+            )
 
     # Complaints that preceded damaged / late / wrong goods coming back.
     k = len(orders.complaint_order)
     if k:
         oidx = orders.complaint_order
         at = np.maximum(orders.complaint_at, orders.placed[oidx] + HOUR)
-        channel = np.array(["phone", "email", "chat", "social", "in_store"])[_choice(rng, [0.35, 0.3, 0.2, 0.1, 0.05], k)]
-        body = _cat("Customer reports: ", np.strings.lower(orders.complaint_reason), " (order ",
-                    orders.external_id[oidx], ").")
-        add(orders.cust[oidx], "complaint", channel.astype(S), "inbound", at, subject=orders.complaint_reason,
-            body=body, payload=_json_objects("order_id", orders.id[oidx]))
+        channel = np.array(["phone", "email", "chat", "social", "in_store"])[
+            _choice(rng, [0.35, 0.3, 0.2, 0.1, 0.05], k)
+        ]
+        body = _cat(
+            "Customer reports: ", np.strings.lower(orders.complaint_reason), " (order ", orders.external_id[oidx], ")."
+        )
+        add(
+            orders.cust[oidx],
+            "complaint",
+            channel.astype(S),
+            "inbound",
+            at,
+            subject=orders.complaint_reason,
+            body=body,
+            payload=_json_objects("order_id", orders.id[oidx]),
+        )
 
     # Thank-you notes after big orders.
     big = np.flatnonzero((orders.total >= 30_000) & (rng.random(len(orders.id)) < 0.35))
@@ -1170,8 +1369,15 @@ def _interactions(world: _World, rng: np.random.Generator, ids: _IdCounters, cus
     keep = at < horizon
     big, at = big[keep], at[keep]
     channel = np.where(rng.random(len(big)) < 0.4, "post", "email").astype(S)
-    add(orders.cust[big], "thank_you", channel, "outbound", at, subject="Thank you for your order",
-        payload=_json_objects("order_id", orders.id[big]))
+    add(
+        orders.cust[big],
+        "thank_you",
+        channel,
+        "outbound",
+        at,
+        subject="Thank you for your order",
+        payload=_json_objects("order_id", orders.id[big]),
+    )
 
     cat_ = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     order = np.lexsort((cat_["cust"], cat_["at"]))

@@ -79,9 +79,7 @@ def _with_nulls(values: list, null: np.ndarray | None) -> list:
 
 def _sqlite_list(col: Col) -> list:
     v = col.values
-    if col.kind == "int":
-        out = np.asarray(v, dtype=np.int64).tolist()
-    elif col.kind == "bool":
+    if col.kind == "int" or col.kind == "bool":
         out = np.asarray(v, dtype=np.int64).tolist()
     elif col.kind == "money":
         # SQLite keeps NUMERIC as REAL; cents/100 round-trips to the same 2-decimal text.
