@@ -15,6 +15,8 @@ def test_note_defaults_and_author(api, session):
     assert body["user_id"] is not None
     timeline = agent.get(f"/api/v1/customers/{c.id}/360").json()["timeline"]
     assert timeline[0]["id"] == body["id"] and timeline[0]["body"] == "Prefers calls after 6pm"
+    # The factory's users have no display name: the author is shown by email.
+    assert timeline[0]["user_name"].endswith("@patron.example")
 
 
 def test_bad_interactions(admin, session):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from patron.models import Interaction, User
@@ -39,7 +39,8 @@ def customer_interactions_before(
 ) -> list[tuple[Interaction, str | None]]:
     """Newest interactions strictly before `before`, with the staff user's name."""
     stmt = (
-        select(Interaction, User.name)
+        # Staff without a display name are shown by their email, never as nobody.
+        select(Interaction, func.coalesce(func.nullif(User.name, ""), User.email))
         .outerjoin(User, User.id == Interaction.user_id)
         .where(Interaction.customer_id == customer_id)
     )
