@@ -19,6 +19,7 @@ from patron.errors import Conflict
 from patron.models import ConsentEvent, Customer, Interaction, Order, OrderLine, OrderReturn, enums
 
 END = date(2026, 6, 1)
+START = END - timedelta(days=3 * 365 + 1)
 CUSTOMERS = 300
 SEED = 7
 CENT = Decimal("0.01")
@@ -393,15 +394,20 @@ def test_orders_follow_the_season_and_buyers_differ_in_frequency(db):
 
 
 def test_products_are_never_sold_before_launch_and_have_a_margin(db):
-    early = rows(
+    sold = rows(
         db,
-        "SELECT o.placed_at, p.launched_on FROM order_lines l JOIN orders o ON o.id = l.order_id "
+        "SELECT o.placed_at, p.launched_on, p.is_active FROM order_lines l JOIN orders o ON o.id = l.order_id "
         "JOIN products p ON p.id = l.product_id",
     )
-    for placed, launched in early:
+    discontinued_sales = []
+    for placed, launched, active in sold:
         placed_day = placed.date() if isinstance(placed, datetime) else date.fromisoformat(str(placed)[:10])
         launched = launched if isinstance(launched, date) else date.fromisoformat(launched)
         assert launched <= placed_day
+        if not active:
+            discontinued_sales.append(placed_day)
+    # Discontinued products sold only in the window's first year.
+    assert max(discontinued_sales, default=START) <= START + timedelta(days=365)
     for price, cost, path in rows(db, "SELECT price, unit_cost, category_path FROM products"):
         assert 0 < money(cost) < money(price)
         assert path.split("/")[0] in catalogue.TOP_CATEGORIES and "/" in path

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.dtypes import StringDType
@@ -47,6 +47,9 @@ from patron.models.enums import (
     OrderStatus,
     SalesChannel,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 S = StringDType()
 DAY = 86_400
@@ -128,6 +131,7 @@ GENDERS = [Gender.female, Gender.male, Gender.nonbinary, Gender.undisclosed]
 GENDER_SHARE = np.array([0.51, 0.45, 0.02, 0.02])
 CONTACT_CHANNELS = [ContactChannel.email, ContactChannel.sms, ContactChannel.phone, ContactChannel.post]
 
+# progress(description, completed, total); a rich.progress.Progress is accepted as well.
 ProgressCallback = Callable[[str, float, float], None]
 
 
@@ -149,7 +153,7 @@ def generate(
     customers: int,
     seed: int = 42,
     end: date | None = None,
-    progress: Any = None,
+    progress: ProgressCallback | Progress | None = None,
     chunk_size: int = CHUNK_SIZE,
 ) -> GenerationSummary:
     """Fill an empty, migrated database with `customers` customers and their history."""
@@ -200,7 +204,7 @@ def _require_empty(engine: Engine) -> None:
                 )
 
 
-def _reporter(progress: Any, total: int) -> Callable[[str, float], None]:
+def _reporter(progress: ProgressCallback | Progress | None, total: int) -> Callable[[str, float], None]:
     """Adapt a Rich Progress or a plain callback(description, completed, total)."""
     if progress is None:
         return lambda label, done: None
@@ -313,17 +317,19 @@ class _World:
     city_offset: np.ndarray  # seconds to add to local time to get UTC
     city_tax: np.ndarray
     city_country: np.ndarray
-    city_home_stores: list[np.ndarray]
-    country_shops: dict[str, np.ndarray]
-    online_store_id: int
-    stores: dict[str, Any]
-    products: dict[str, Any]
-    prod_top: np.ndarray
-    prod_price: np.ndarray
-    prod_launch: np.ndarray
-    prod_fallback: np.ndarray
+    # Filled in by _build_stores() and _build_products():
+    city_home_stores: list[np.ndarray] = field(default_factory=list)
+    country_shops: dict[str, np.ndarray] = field(default_factory=dict)
+    online_store_id: int = 0
+    stores: dict[str, Any] = field(default_factory=dict)
+    products: dict[str, Any] = field(default_factory=dict)
+    prod_top: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    prod_price: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    prod_launch: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    prod_last_day: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # last day on sale
+    prod_fallback: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     # (top category, spend bucket) -> (product indexes, cumulative weights)
-    prod_pickers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
+    prod_pickers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, seed: int, end: date) -> _World:
@@ -357,16 +363,6 @@ class _World:
             city_offset=np.array([-c.utc_offset_hours * HOUR for c in cat.CITIES], dtype=np.int64),
             city_tax=np.array([c.tax_milli_percent for c in cat.CITIES], dtype=np.int64),
             city_country=np.array([c.country for c in cat.CITIES]),
-            city_home_stores=[],
-            country_shops={},
-            online_store_id=0,
-            stores={},
-            products={},
-            prod_top=np.empty(0),
-            prod_price=np.empty(0),
-            prod_launch=np.empty(0),
-            prod_fallback=np.empty(0),
-            prod_pickers={},
         )
         world._build_stores(rng)
         world._build_products(rng)
@@ -460,13 +456,16 @@ class _World:
                 price = max(2, round(dollars)) * 100 - 1  # shelf prices end in .99
                 lo, hi = cat.TIER_COST_SHARE[tier]
                 cost = round(price * rng.uniform(lo, hi))
-                # The first product of each leaf predates the window, so every leaf always
-                # has something on sale (see prod_fallback).
+                # The first product of each leaf predates the window and stays in the range,
+                # so every leaf always has something on sale (see prod_fallback).
                 if j == 0 or rng.random() < 0.75:
                     launched = start_day - int(rng.integers(30, 5 * 365))
                 else:
                     launched = start_day + int(rng.integers(0, horizon_day - start_day - 45))
                 popularity = rng.lognormal(0, 0.9) * (1.5 if launched >= start_day else 1.0)
+                # A few old lines are discontinued a year into the window; they keep their
+                # sales history.
+                discontinued = j > 0 and launched < start_day - 3 * 365 and rng.random() < 0.15
                 sku = f"{_clean(top)[:3].upper()}-{leaf_no:02d}{j:03d}"
                 rows.append(
                     (
@@ -482,6 +481,7 @@ class _World:
                         json.dumps(attributes),
                         cat.TOP_CATEGORIES.index(top),
                         leaf_no,
+                        discontinued,
                     )
                 )
         n = len(rows)
@@ -497,21 +497,22 @@ class _World:
             "price": np.array(col[5], dtype=np.int64),
             "unit_cost": np.array(col[6], dtype=np.int64),
             "launched_on": launch,
-            # A few old lines are discontinued: they keep their sales history.
-            "is_active": ~((launch < start_day - 3 * 365) & (rng.random(n) < 0.15)),
+            "is_active": ~np.array(col[12], dtype=bool),
             "attributes": _strs(col[9]),
         }
         self.prod_top = np.array(col[10], dtype=np.int64)
         self.prod_price = self.products["price"]
         self.prod_launch = launch
+        self.prod_last_day = np.where(self.products["is_active"], horizon_day, start_day + 365)
         leaf = np.array(col[11], dtype=np.int64)
         popularity = np.array(col[8])
         tiers = np.array(col[4])
-        # Fallback for a product sold before its launch: the leaf's best seller that existed.
+        # Fallback for a product picked when it was not on sale (before its launch or after
+        # it was discontinued): the leaf's best seller that is on sale all along.
         fallback = np.empty(n, dtype=np.int64)
         for leaf_no in range(n_leaves):
             members = np.flatnonzero(leaf == leaf_no)
-            old = members[launch[members] < start_day]
+            old = members[(launch[members] < start_day) & self.products["is_active"][members]]
             fallback[members] = old[np.argmax(popularity[old])]
         self.prod_fallback = fallback
         tier_tilt = {  # spend bucket -> tier multipliers: thrifty, mainstream, big spenders
@@ -1061,7 +1062,8 @@ def _orders(world: _World, rng: np.random.Generator, ids: _IdCounters, cust: _Cu
         if sel.any():
             product[sel] = members[np.searchsorted(cum, u[sel], side="right")]
     line_day = placed[lo] // DAY
-    product = np.where(world.prod_launch[product] > line_day, world.prod_fallback[product], product)
+    off_sale = (world.prod_launch[product] > line_day) | (world.prod_last_day[product] < line_day)
+    product = np.where(off_sale, world.prod_fallback[product], product)
     price = world.prod_price[product]
     cheap = price < 1500
     quantity = 1 + np.where(cheap, _choice(rng, [0.6, 0.25, 0.1, 0.05], k), _choice(rng, [0.8, 0.14, 0.04, 0.02], k))
