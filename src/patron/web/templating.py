@@ -56,11 +56,18 @@ def _date(value, fmt: str = "%d %b %Y") -> str:
     return "—" if value is None else value.strftime(fmt)
 
 
+# Values that are abbreviations, shown as people write them rather than capitalised.
+_LABELS = {"sms": "SMS"}
+
+
 def _label(value: Any) -> str:
     """'in_store' -> 'In store'; enum members show their value."""
     if value is None or value == "":
         return "—"
-    text = str(getattr(value, "value", value)).replace("_", " ")
+    text = str(getattr(value, "value", value))
+    if text in _LABELS:
+        return _LABELS[text]
+    text = text.replace("_", " ")
     return text[:1].upper() + text[1:]
 
 
