@@ -51,3 +51,19 @@ def test_tokens_are_stored_hashed_and_bounded_by_the_users_role(session):
         service.create_token(session, email="agent@patron.example", role="admin")
     with pytest.raises(NotFound):
         service.create_token(session, email="nobody@patron.example", role="viewer")
+
+
+def test_token_use_is_recorded_at_most_once_a_minute(session):
+    from datetime import timedelta
+
+    service.create_user(session, email="till@patron.example", password="long-enough", role="marketer")
+    token, secret = service.create_token(session, email="till@patron.example", role="marketer")
+    assert token.last_used_at is None
+    service.principal_for_token(session, secret)
+    first = token.last_used_at
+    assert first is not None
+    service.principal_for_token(session, secret)
+    assert token.last_used_at == first  # a second call within the minute writes nothing
+    token.last_used_at = first - timedelta(minutes=2)
+    service.principal_for_token(session, secret)
+    assert token.last_used_at > first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,6 +26,7 @@ _hasher = PasswordHasher()
 # whether or not the user exists.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 TOKEN_PREFIX = "ptn_"
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 
 def create_user(session: Session, *, email: str, password: str, role: Role | str, name: str = "") -> User:
@@ -96,7 +98,11 @@ def principal_for_token(session: Session, secret: str) -> Principal:
     token = repository.get_token_by_hash(session, _token_hash(secret))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         raise NotAuthenticated("Invalid or revoked API token.")
-    token.last_used_at = utcnow()
+    now = utcnow()
+    # Recorded at minute resolution: writing on every call would turn each read request
+    # into a write (and serialise reads on SQLite).
+    if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
+        token.last_used_at = now
     return Principal(user_id=token.user_id, email=token.user.email, name=token.user.name, role=token.role)
 
 
