@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import platform
 import socket
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import uvicorn
+from machine_info import machine  # benchmarks/ is on sys.path when a script runs
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -43,18 +42,6 @@ except ModuleNotFoundError:
 
 BENCH_EMAIL = "bench@patron.example"
 BENCH_PASSWORD = "bench-password-360"
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {model}; Python {platform.python_version()} on {platform.system()}"
 
 
 def customer_count(engine: Engine) -> int:

@@ -11,32 +11,19 @@ Prints rows per table, seconds, rows/s and the machine.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from machine_info import machine  # benchmarks/ is on sys.path when a script runs
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from patron import migrate
 from patron.db import make_engine
 from patron.demo.generator import generate
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {model}; Python {platform.python_version()}"
 
 
 def main() -> int:

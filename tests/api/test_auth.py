@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from patron.api import API_PREFIX, api_routers
 from patron.models.enums import Role
-from patron.users.permissions import Permission, allows
+from patron.users.permissions import allows
+from tests.routes import required_permission
 
 
 def api_routes():
@@ -19,14 +20,6 @@ def api_routes():
             if isinstance(route, APIRoute):
                 for method in route.methods:
                     yield method, route
-
-
-def required_permission(route: APIRoute) -> Permission | None:
-    for dep in route.dependant.dependencies:
-        found = getattr(dep.call, "required_permission", None)
-        if found is not None:
-            return found
-    return None
 
 
 ROUTES = sorted(((m, API_PREFIX + r.path, r) for m, r in api_routes()), key=lambda x: (x[1], x[0]))

@@ -14,6 +14,7 @@ from patron.models.enums import Role
 from patron.users.permissions import Permission, allows
 from patron.web import page_routers
 from tests.factories import create_customer, create_user
+from tests.routes import required_permission
 from tests.web.conftest import PASSWORD, WebClient, csrf_from
 
 FAILED = "Incorrect email or password."
@@ -29,14 +30,6 @@ def page_routes():
 
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
 PROTECTED = sorted((m, r.path, r) for m, r in page_routes() if (m, r.path) not in PUBLIC)
-
-
-def required_permission(route: APIRoute) -> Permission | None:
-    for dep in route.dependant.dependencies:
-        found = getattr(dep.call, "required_permission", None)
-        if found is not None:
-            return found
-    return None
 
 
 def test_there_are_pages_to_check():
