@@ -85,3 +85,23 @@ def test_db_upgrade_twice_is_harmless(db_url):
 def test_serve_refuses_a_database_without_schema(db_url):
     r = invoke("serve", "--port", "0")
     assert r.exit_code == 1 and "has no schema" in r.output and "patron init" in r.output
+
+
+def test_tokens_can_be_listed_and_revoked(db_url):
+    invoke("db", "upgrade")
+    invoke("users", "create", "--email", "pos@shop.example", "--role", "marketer", "--password", "long-enough-pw")
+    token = invoke(
+        "tokens", "create", "--email", "pos@shop.example", "--role", "viewer", "--name", "Till 9"
+    ).output.strip()
+    client = TestClient(create_app(get_engine()))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/customers", headers=headers).status_code == 200
+
+    listing = invoke("tokens", "list", "--email", "pos@shop.example")
+    assert listing.exit_code == 0 and token[:10] in listing.output and "Till 9" in listing.output
+    assert token not in listing.output  # the secret is never shown again
+
+    assert invoke("tokens", "revoke", "ptn_nope").exit_code == 1
+    r = invoke("tokens", "revoke", token[:10])
+    assert r.exit_code == 0 and "revoked" in r.output
+    assert client.get("/api/v1/customers", headers=headers).status_code == 401

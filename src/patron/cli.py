@@ -130,6 +130,44 @@ def tokens_create(
     print(secret)
 
 
+@tokens_app.command("list")
+def tokens_list(email: Annotated[str | None, typer.Option(help="Only this user's tokens.")] = None) -> None:
+    """Show API tokens: prefix, user, role, name, created, last used, revoked."""
+    from rich.table import Table
+
+    from patron.users import service as users
+
+    table = Table("prefix", "user", "role", "name", "created", "last used", "revoked")
+    with session_scope() as session:
+        for token, user_email in users.list_tokens(session, email=email):
+            when = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "-"  # noqa: E731
+            table.add_row(
+                token.prefix,
+                user_email,
+                token.role,
+                token.name,
+                when(token.created_at),
+                when(token.last_used_at),
+                when(token.revoked_at),
+            )
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    prefix: Annotated[str, typer.Argument(help="The token's prefix, as `tokens list` shows it.")],
+) -> None:
+    """Revoke an API token; requests with it get 401 from then on."""
+    from patron.users import service as users
+
+    try:
+        with session_scope() as session:
+            users.revoke_token(session, prefix=prefix)
+    except PatronError as exc:
+        raise fail(exc.message) from exc
+    console.print(f"Token {prefix} revoked.")
+
+
 def _register_domains() -> None:
     from patron.demo.cli import register as register_demo
 

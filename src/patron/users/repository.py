@@ -24,3 +24,14 @@ def count(session: Session) -> int:
 
 def get_token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
     return session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).one_or_none()
+
+
+def list_tokens(session: Session, email: str | None = None) -> list[tuple[ApiToken, str]]:
+    stmt = select(ApiToken, User.email).join(User, User.id == ApiToken.user_id)
+    if email:
+        stmt = stmt.where(User.email == email)
+    return [(t, e) for t, e in session.execute(stmt.order_by(ApiToken.created_at, ApiToken.id))]
+
+
+def tokens_by_prefix(session: Session, prefix: str) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.prefix == prefix)))

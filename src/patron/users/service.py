@@ -106,6 +106,25 @@ def principal_for_token(session: Session, secret: str) -> Principal:
     return Principal(user_id=token.user_id, email=token.user.email, name=token.user.name, role=token.role)
 
 
+def list_tokens(session: Session, *, email: str | None = None) -> list[tuple[ApiToken, str]]:
+    """Every token (never its secret) with its user's email, oldest first."""
+    return repository.list_tokens(session, email.strip().lower() if email else None)
+
+
+def revoke_token(session: Session, *, prefix: str) -> ApiToken:
+    """Revoke the token whose shown prefix is `prefix`; it stops working at once."""
+    matches = repository.tokens_by_prefix(session, prefix)
+    if not matches:
+        raise NotFound(f"no token starts with {prefix!r}; `patron tokens list` shows them")
+    if len(matches) > 1:
+        raise Conflict(f"{len(matches)} tokens start with {prefix!r}; revoke them from the database by id")
+    token = matches[0]
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+    return token
+
+
 def get_user(session: Session, user_id: int) -> User:
     user = repository.get(session, user_id)
     if user is None:
