@@ -138,7 +138,7 @@ def test_360_shows_profile_kpis_consents_and_timeline(admin_web, shopper):
     assert re.search(r'data-kpi="first">01 Mar 2026<', html)
     assert re.search(r'data-kpi="last">02 May 2026<', html)
     consents = html.split('id="consents"', 1)[1].split("</table>", 1)[0]
-    assert "Email" in consents and "Granted" in consents and "Sms" in consents and "Withdrawn" in consents
+    assert "Email" in consents and "Granted" in consents and "SMS" in consents and "Withdrawn" in consents
     titles = timeline_titles(page.text)
     assert len(titles) == 3
     assert titles[0].startswith("Order") and "15.50" in titles[0]
