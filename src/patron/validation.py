@@ -75,6 +75,16 @@ MAX_ID = 2**31 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
+NUL_MESSAGE = "must not contain NUL (\\x00) characters"
+
+
+def refuse_nul(pairs) -> None:
+    """Raise ValidationFailed naming every (name, value) pair whose name or value holds NUL."""
+    bad = [name for name, value in pairs if "\x00" in name or (isinstance(value, str) and "\x00" in value)]
+    if bad:
+        raise ValidationFailed([{"field": name, "message": NUL_MESSAGE} for name in bad])
+
+
 def find_nul(value, path: str = "") -> str | None:
     """The dotted path of the first string (or key) holding a NUL character, if any.
 
@@ -103,5 +113,5 @@ class InputModel(BaseModel):
     @classmethod
     def _no_nul(cls, data):
         if (path := find_nul(data)) is not None:
-            raise FieldError(path, "must not contain NUL (\\x00) characters")
+            raise FieldError(path, NUL_MESSAGE)
         return data

@@ -10,11 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from patron.db import get_session
-from patron.errors import NotAuthenticated, PermissionDenied, ValidationFailed
+from patron.errors import NotAuthenticated, PermissionDenied
 from patron.users import service as users_service
 from patron.users.permissions import Permission, allows
 from patron.users.schemas import Principal
-from patron.validation import MAX_ID
+from patron.validation import MAX_ID, refuse_nul
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
@@ -55,6 +55,4 @@ QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 def no_nul_in_query(request: Request) -> None:
     """Refuse NUL characters in query parameters (PostgreSQL cannot compare against them)."""
-    bad = [name for name, value in request.query_params.multi_items() if "\x00" in value or "\x00" in name]
-    if bad:
-        raise ValidationFailed([{"field": name, "message": "must not contain NUL (\\x00) characters"} for name in bad])
+    refuse_nul(request.query_params.multi_items())

@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import zoneinfo
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import phonenumbers
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from patron.api.deps import SessionDep
+from patron.api.deps import PathId, SessionDep
 from patron.customers import service
 from patron.customers.schemas import CustomerCreate, CustomerUpdate
 from patron.errors import Conflict, ValidationFailed
 from patron.interactions import service as interactions
 from patron.interactions.schemas import InteractionCreate
 from patron.models.enums import AgeBand, ContactChannel, Gender, IncomeBand, MaritalStatus
-from patron.validation import MAX_ID
 from patron.web.auth import PageCustomerWriter, PageInteractionWriter, PageReader
 from patron.web.forms import FormDep, PageResponse, field_errors, text
 from patron.web.templating import render
 
 router = APIRouter(prefix="/customers", include_in_schema=False)
 
-CustomerId = Annotated[int, Path(ge=1, le=MAX_ID)]
+CustomerId = PathId
 PAGE_SIZE = 25
 TIMELINE_SIZE = 20
 

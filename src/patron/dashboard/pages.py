@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from patron.api.deps import SessionDep
 from patron.dashboard import service
 from patron.web.auth import PageReader
-from patron.web.templating import render
+from patron.web.templating import label, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,7 +32,7 @@ def chart_data(board: service.Dashboard) -> dict[str, dict]:
         },
         "channels": {
             "type": "pie",
-            "labels": [p.channel.replace("_", " ").capitalize() for p in board.orders_by_channel],
+            "labels": [label(p.channel) for p in board.orders_by_channel],
             "values": [p.orders for p in board.orders_by_channel],
             "revenue": [float(p.revenue) for p in board.orders_by_channel],
         },

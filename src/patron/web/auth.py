@@ -61,7 +61,7 @@ def sign_in(request: Request, user: User) -> None:
     """Start a new session for `user`: nothing from before sign-in survives (no fixation)."""
     request.session.clear()
     request.session[USER_KEY] = user.id
-    request.session[DISPLAY_KEY] = {"name": user.name or user.email, "email": user.email, "role": str(user.role)}
+    request.session[DISPLAY_KEY] = _who(user.name, user.email, user.role)
     new_token(request)
 
 
@@ -74,7 +74,7 @@ def display_user(request: Request) -> dict[str, Any] | None:
     """Name, email, role and permissions of the signed-in user for the layout, if any."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is not None:
-        who = {"name": principal.name or principal.email, "email": principal.email, "role": str(principal.role)}
+        who = _who(principal.name, principal.email, principal.role)
         role = principal.role
     elif "session" in request.scope and isinstance(request.session.get(DISPLAY_KEY), dict):
         who = dict(request.session[DISPLAY_KEY])
@@ -86,6 +86,10 @@ def display_user(request: Request) -> dict[str, Any] | None:
     except (KeyError, ValueError):
         who["can"] = {}
     return who
+
+
+def _who(name: str, email: str, role) -> dict[str, Any]:
+    return {"name": name or email, "email": email, "role": str(role)}
 
 
 def safe_next(target: str | None, default: str = "/") -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from patron.errors import PermissionDenied, ValidationFailed
+from patron.errors import PermissionDenied
+from patron.validation import refuse_nul
 
 SESSION_KEY = "csrf"
 FIELD = "csrf_token"
@@ -47,12 +47,6 @@ async def verify_csrf(request: Request) -> None:
         raise PermissionDenied(
             "This form has expired or did not come from this site. Go back, reload the page and try again."
         )
-    _refuse_nul(form)
-    request.state.form = form
-
-
-def _refuse_nul(form: FormData) -> None:
     # PostgreSQL text cannot hold NUL; refuse it up front like the API does.
-    bad = [key for key, value in form.multi_items() if isinstance(value, str) and "\x00" in value]
-    if bad:
-        raise ValidationFailed([{"field": key, "message": "must not contain NUL (\\x00) characters"} for key in bad])
+    refuse_nul(form.multi_items())
+    request.state.form = form

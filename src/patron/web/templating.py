@@ -60,7 +60,7 @@ def _date(value, fmt: str = "%d %b %Y") -> str:
 _LABELS = {"sms": "SMS"}
 
 
-def _label(value: Any) -> str:
+def label(value: Any) -> str:
     """'in_store' -> 'In store'; enum members show their value."""
     if value is None or value == "":
         return "—"
@@ -79,7 +79,7 @@ def _build_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(money=_money, number=_number, datetime=_datetime, date=_date, label=_label)
+    env.filters.update(money=_money, number=_number, datetime=_datetime, date=_date, label=label)
     # The version in the URL lets browsers cache the 4 MB file until plotly is upgraded.
     env.globals["plotly_src"] = f"/static/vendor/plotly.min.js?v={_plotly_version()}"
     return env
