@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     session_max_age: int = Field(default=12 * 3600, description="Web sign-in lifetime, seconds.")
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (behind HTTPS).")
     max_body_bytes: int = Field(default=1_000_000, description="Largest accepted request body.")
+    max_batch_body_bytes: int = Field(
+        default=32_000_000, description="Largest accepted body for the batch endpoints (10,000 records)."
+    )
+    max_upload_bytes: int = Field(default=2_000_000_000, description="Largest file accepted by the web import.")
+    import_dir: Path = Field(
+        default=Path("imports"), description="Where files uploaded for import are kept (resume reads them again)."
+    )
+    webhook_secret: str = Field(
+        default="",
+        description="Shared secret for the HMAC-SHA256 signature of incoming order webhooks; unset disables them.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 from patron.models.base import Base
 from patron.models.consent import ConsentEvent
-from patron.models.customer import Customer, CustomerExternalId
+from patron.models.customer import Customer, CustomerExternalId, CustomerMerge
+from patron.models.imports import IdempotencyKey, ImportRowError, ImportRun
 from patron.models.interaction import Interaction
 from patron.models.order import Order, OrderLine, OrderReturn
 from patron.models.product import Product
@@ -15,6 +16,10 @@ __all__ = [
     "ConsentEvent",
     "Customer",
     "CustomerExternalId",
+    "CustomerMerge",
+    "IdempotencyKey",
+    "ImportRowError",
+    "ImportRun",
     "Interaction",
     "Order",
     "OrderLine",

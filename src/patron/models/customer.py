@@ -4,7 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from patron.models.base import Base, JSONType, Money, UTCDateTime, utcnow
@@ -59,6 +59,10 @@ class Customer(Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA name
 
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Set when this record was merged into another: the survivor. Merged records are kept
+    # (hidden from lists) so their external ids still lead to the survivor and a merge
+    # can be undone.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -89,3 +93,22 @@ class CustomerExternalId(Base):
     external_id: Mapped[str] = mapped_column(String(100))
 
     customer: Mapped[Customer] = relationship(back_populates="external_ids")
+
+
+class CustomerMerge(Base):
+    """One merge of a duplicate into a survivor: who, when, why, and what moved (for undo)."""
+
+    __tablename__ = "customer_merges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    merged_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    score: Mapped[float | None] = mapped_column(Float)
+    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Ids of the rows moved to the survivor by table, and the survivor's fields filled
+    # from the duplicate with their previous values: exactly what an undo puts back.
+    moved: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    merged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -148,3 +148,16 @@ class ProductTier(StrEnum):
     value = "value"
     standard = "standard"
     premium = "premium"
+
+
+class ImportKind(StrEnum):
+    customers = "customers"
+    products = "products"
+    orders = "orders"
+    interactions = "interactions"
+
+
+class ImportStatus(StrEnum):
+    running = "running"
+    completed = "completed"
+    failed = "failed"

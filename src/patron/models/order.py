@@ -73,6 +73,8 @@ class OrderReturn(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_lines.id", ondelete="SET NULL"))
+    # The source system's id for this return, so re-importing a file does not add it twice.
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     kind: Mapped[ReturnKind] = mapped_column(db_enum(ReturnKind))
     quantity: Mapped[int | None] = mapped_column(Integer)
     amount: Mapped[Decimal] = mapped_column(Money)
