@@ -48,6 +48,8 @@ CustomerDeleter = Annotated[Principal, Depends(require(Permission.delete_custome
 InteractionWriter = Annotated[Principal, Depends(require(Permission.write_interactions))]
 OrderWriter = Annotated[Principal, Depends(require(Permission.write_orders))]
 CatalogWriter = Annotated[Principal, Depends(require(Permission.write_catalog))]
+Importer = Annotated[Principal, Depends(require(Permission.import_data))]
+Merger = Annotated[Principal, Depends(require(Permission.merge_customers))]
 
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -15,6 +15,8 @@ class Permission(StrEnum):
     write_orders = "write_orders"
     write_catalog = "write_catalog"  # products, stores
     manage_users = "manage_users"
+    import_data = "import_data"  # bulk files, batch API, import runs
+    merge_customers = "merge_customers"  # merge duplicates and undo merges
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -26,9 +28,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.write_interactions,
             Permission.write_orders,
             Permission.write_catalog,
+            Permission.import_data,
+            Permission.merge_customers,
         }
     ),
-    Role.agent: frozenset({Permission.read, Permission.write_customers, Permission.write_interactions}),
+    Role.agent: frozenset(
+        {Permission.read, Permission.write_customers, Permission.write_interactions, Permission.merge_customers}
+    ),
     Role.analyst: frozenset({Permission.read}),
     Role.viewer: frozenset({Permission.read}),
 }

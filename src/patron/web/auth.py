@@ -55,6 +55,8 @@ def require_page(permission: Permission) -> Callable[..., Principal]:
 PageReader = Annotated[Principal, Depends(require_page(Permission.read))]
 PageCustomerWriter = Annotated[Principal, Depends(require_page(Permission.write_customers))]
 PageInteractionWriter = Annotated[Principal, Depends(require_page(Permission.write_interactions))]
+PageImporter = Annotated[Principal, Depends(require_page(Permission.import_data))]
+PageMerger = Annotated[Principal, Depends(require_page(Permission.merge_customers))]
 
 
 def sign_in(request: Request, user: User) -> None:
