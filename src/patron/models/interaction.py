@@ -18,6 +18,8 @@ class Interaction(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # The source system's id (or a hash of the imported row), so re-imports do not repeat it.
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     kind: Mapped[InteractionKind] = mapped_column(db_enum(InteractionKind))
     channel: Mapped[InteractionChannel] = mapped_column(db_enum(InteractionChannel))
     direction: Mapped[Direction] = mapped_column(db_enum(Direction))

@@ -145,12 +145,20 @@ def upgrade() -> None:
             ondelete="CASCADE",
         )
 
+    with op.batch_alter_table("interactions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("external_id", sa.String(length=100), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f("uq_interactions_external_id"), ["external_id"])
+
     with op.batch_alter_table("order_returns", schema=None) as batch_op:
         batch_op.add_column(sa.Column("external_id", sa.String(length=100), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_order_returns_external_id"), ["external_id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("interactions", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_interactions_external_id"), type_="unique")
+        batch_op.drop_column("external_id")
+
 
     with op.batch_alter_table("order_returns", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_order_returns_external_id"), type_="unique")
