@@ -67,8 +67,11 @@ def is_gzip(path: Path) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
-def open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+def open_binary(path: Path, tracker: list | None = None) -> IO[bytes]:
+    raw = path.open("rb")
+    if tracker is not None:
+        tracker[:] = [raw]
+    return gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip(path) else raw
 
 
 def detect_format(path: Path) -> FileFormat:
@@ -114,9 +117,9 @@ def _encoding(path: Path, options: ReadOptions) -> str:
         raise SourceError(f"unknown encoding {options.encoding!r}; use utf-8 or latin-1") from None
 
 
-def _text(path: Path, encoding: str) -> IO[str]:
+def _text(path: Path, encoding: str, tracker: list | None = None) -> IO[str]:
     # surrogateescape keeps undecodable bytes visible, so the row can be rejected with them.
-    return io.TextIOWrapper(open_binary(path), encoding=encoding, errors="surrogateescape", newline="")
+    return io.TextIOWrapper(open_binary(path, tracker), encoding=encoding, errors="surrogateescape", newline="")
 
 
 def sniff_delimiter(path: Path, encoding: str) -> str:
@@ -162,11 +165,21 @@ class Reader:
             self.delimiter = options.delimiter or sniff_delimiter(path, self.encoding)
         self.columns: list[str] = []
         self.wanted = wanted
+        self._file: list = []  # the file on disk being read, for position()
+
+    def position(self) -> int:
+        """Bytes of the file on disk read so far (compressed bytes for gzip), for progress."""
+        if not self._file:
+            return 0
+        try:
+            return self._file[0].tell()
+        except (ValueError, OSError):  # closed at the end of the file
+            return self.path.stat().st_size
 
     # -- record streams: yield (line, values or None, reason) -------------------------------
 
     def _csv_records(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
-        with _text(self.path, self.encoding) as f:
+        with _text(self.path, self.encoding, self._file) as f:
             reader = csv.reader(f, delimiter=self.delimiter, strict=True)
             expected: int | None = None
             if self.options.header:
@@ -207,7 +220,7 @@ class Reader:
 
     def _whitespace_records(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
         expected: int | None = None
-        with _text(self.path, self.encoding) as f:
+        with _text(self.path, self.encoding, self._file) as f:
             for number, line in enumerate(f, start=1):
                 values = line.split()
                 if number == 1 and self.options.header:
@@ -226,7 +239,7 @@ class Reader:
                 yield number, values, None
 
     def _jsonl_records(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
-        with _text(self.path, self.encoding) as f:
+        with _text(self.path, self.encoding, self._file) as f:
             for number, line in enumerate(f, start=1):
                 if not line.strip():
                     yield number, None, "empty line"

@@ -1,0 +1,11 @@
+"""Set-based upsert of a converted interactions batch (see loaders.py for the contract)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from patron.imports.loaders import LoadContext, Outcome
+
+
+def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
+    raise NotImplementedError("interactions import is not written yet")

@@ -1,0 +1,135 @@
+"""Staging tables: a batch goes into a temporary table in one bulk write (COPY on
+PostgreSQL, executemany on SQLite), and set-based SQL moves it into the real tables.
+
+Values are staged in the database's storage format: money as integer cents (turned into
+NUMERIC/REAL by `money()`), timestamps as text in the format SQLAlchemy itself stores,
+so a staged value and a stored one compare equal when they mean the same.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import polars as pl
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+# SQLAlchemy's SQLite DateTime storage format (naive UTC); PostgreSQL gets an explicit offset.
+SQLITE_TS = "%Y-%m-%d %H:%M:%S%.6f"
+SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "ts": "TEXT", "date": "TEXT", "bool": "BOOLEAN", "cents": "BIGINT"}
+
+
+def is_pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def create(conn: Connection, name: str, columns: dict[str, str]) -> None:
+    """A temporary table dropped at the end of the transaction (by `drop` on SQLite)."""
+    cols = ", ".join(f"{col} {_sql_type(conn, kind)}" for col, kind in columns.items())
+    if is_pg(conn):
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
+    else:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols})")
+
+
+def drop(conn: Connection, *names: str) -> None:
+    if not is_pg(conn):
+        for name in names:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+def _sql_type(conn: Connection, kind: str) -> str:
+    if kind == "ts" and is_pg(conn):
+        return "TIMESTAMPTZ"
+    if kind == "date" and is_pg(conn):
+        return "DATE"
+    if kind == "bool" and not is_pg(conn):
+        return "INTEGER"
+    return SQL_TYPES[kind]
+
+
+def _storage_frame(conn: Connection, frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
+    out = []
+    for col, kind in columns.items():
+        if col not in frame.columns:
+            out.append(pl.lit(None, dtype=pl.String).alias(col))
+        elif kind == "ts":
+            fmt = SQLITE_TS if not is_pg(conn) else SQLITE_TS + "+00"
+            out.append(pl.col(col).dt.convert_time_zone("UTC").dt.strftime(fmt).alias(col))
+        elif kind == "date":
+            out.append(pl.col(col).dt.strftime("%Y-%m-%d").alias(col))
+        elif kind == "bool" and not is_pg(conn):
+            out.append(pl.col(col).cast(pl.Int64).alias(col))
+        else:
+            out.append(pl.col(col))
+    return frame.select(out)
+
+
+def load(conn: Connection, name: str, frame: pl.DataFrame, columns: dict[str, str]) -> None:
+    """Create the staging table and bulk-write `frame` into it (missing columns are NULL)."""
+    create(conn, name, columns)
+    if frame.height == 0:
+        return
+    data = _storage_frame(conn, frame, columns)
+    names = ", ".join(columns)
+    if is_pg(conn):
+        buf = io.BytesIO()
+        # CSV: quoting handles commas, quotes and newlines inside text; an unquoted empty
+        # field is NULL, and polars quotes empty strings, so the two stay apart.
+        data.write_csv(buf, include_header=False, null_value="", quote_style="non_numeric")
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(buf.getbuffer())
+    else:
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {name} ({names}) VALUES ({marks})", data.rows())
+
+
+def money(column: str, conn: Connection) -> str:
+    """SQL turning staged cents into the stored money type."""
+    return f"({column} / 100.0)" if not is_pg(conn) else f"({column}::numeric / 100)"
+
+
+def cents(column: str, conn: Connection) -> str:
+    """SQL turning a stored money column into integer cents, for exact comparisons."""
+    return f"CAST(ROUND({column} * 100) AS BIGINT)"
+
+
+def now_sql(conn: Connection) -> str:
+    """The current time as a literal in the storage format (one value for the whole batch)."""
+    now = datetime.now(UTC)
+    if is_pg(conn):
+        return f"'{now.isoformat()}'::timestamptz"
+    return "'" + now.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
+
+
+def distinct(a: str, b: str, conn: Connection) -> str:
+    """NULL-safe inequality."""
+    return f"({a} IS DISTINCT FROM {b})" if is_pg(conn) else f"({a} IS NOT {b})"
+
+
+def allocate_ids(conn: Connection, stage: str, id_column: str, table: str, where: str = "TRUE") -> int:
+    """Give staged rows new primary keys for `table`, so child rows can refer to them.
+
+    PostgreSQL draws them from the table's sequence (safe with concurrent writers); SQLite
+    holds the database write lock for the whole transaction, so max(id) + n is safe.
+    Returns how many ids were allocated.
+    """
+    if is_pg(conn):
+        result = conn.exec_driver_sql(
+            f"UPDATE {stage} SET {id_column} = nextval(pg_get_serial_sequence('{table}', 'id')) WHERE {where}"
+        )
+        return result.rowcount
+    base = conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one()
+    conn.exec_driver_sql(
+        f"UPDATE {stage} SET {id_column} = {base} + (SELECT n FROM (SELECT rowid AS r, "
+        f"ROW_NUMBER() OVER (ORDER BY rowid) AS n FROM {stage} WHERE {where}) AS numbered "
+        f"WHERE numbered.r = {stage}.rowid) WHERE {where}"
+    )
+    return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {stage} WHERE {where}").scalar_one()
+
+
+def fetch(conn: Connection, sql: str, **params) -> list[tuple]:
+    return [tuple(r) for r in conn.execute(text(sql), params)]
