@@ -170,8 +170,10 @@ def tokens_revoke(
 
 def _register_domains() -> None:
     from patron.demo.cli import register as register_demo
+    from patron.imports.cli import register as register_imports
 
     register_demo(app)
+    register_imports(app)
 
 
 _register_domains()

@@ -42,9 +42,9 @@ Loader = Callable[[LoadContext, pl.DataFrame], Outcome]
 
 def reject_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | pl.Expr, column: str | None = None):
     """Rejected entries for the rows of `frame` matching `mask`, and the remaining frame."""
-    flagged = frame.with_columns(
-        (reason if isinstance(reason, pl.Expr) else pl.lit(reason)).alias("_reason")
-    ).filter(mask)
+    flagged = frame.with_columns((reason if isinstance(reason, pl.Expr) else pl.lit(reason)).alias("_reason")).filter(
+        mask
+    )
     rejected = [Rejected(row=r, reason=why, column=column) for r, why in flagged.select("_row", "_reason").iter_rows()]
     return rejected, frame.filter(~mask if isinstance(mask, pl.Series) else mask.not_())
 

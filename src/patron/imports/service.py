@@ -62,7 +62,10 @@ def resolve_mapping(
     if preset_name:
         mapping = preset(preset_name, kind)
     if mapping is None:
-        mapping = automatic(kind, list(columns))
+        mapping = Mapping(kind=kind)
+    if not mapping.columns:
+        # Columns named like the fields ("customer_id", "Placed At"...) map themselves.
+        mapping = mapping.model_copy(update={"columns": automatic(kind, list(columns)).columns})
     if mapping.kind is not None and mapping.kind != kind:
         raise InvalidInput(f"the mapping is for {mapping.kind}, not {kind}", detail={"field": "kind"})
     mapping.check_for(kind)
@@ -87,9 +90,7 @@ def open_reader(path: Path, mapping: Mapping, *, all_columns: bool = False) -> R
         raise InvalidInput(str(exc), detail={"field": "file"}) from None
 
 
-def preview(
-    path: Path, kind: ImportKind, *, mapping: Mapping | None = None, preset_name: str | None = None
-) -> Preview:
+def preview(path: Path, kind: ImportKind, *, mapping: Mapping | None = None, preset_name: str | None = None) -> Preview:
     """The file's columns and first rows, and the mapping that would be used."""
     base = mapping or (preset(preset_name, kind) if preset_name else Mapping(kind=kind))
     reader = open_reader(path, base, all_columns=True)
@@ -235,6 +236,8 @@ def _one_batch(session, run_id, raw: RawBatch, kind, mapping, loader, started_at
     if outcome.stubs:
         stubs = dict(run.options.get("stubs") or {})
         for name, n in outcome.stubs.items():
+            if not n:
+                continue
             stubs[name] = stubs.get(name, 0) + n
         run.options = {**run.options, "stubs": stubs}
     run.heartbeat_at = datetime.now(UTC)
@@ -281,7 +284,10 @@ def _split(batch: RawBatch, i: int) -> tuple[RawBatch, RawBatch]:
         records=batch.records - tail_records,
     )
     tail = RawBatch(
-        columns={c: v[i:] for c, v in batch.columns.items()}, rows=batch.rows[i:], rejected=tail_rej, records=tail_records
+        columns={c: v[i:] for c, v in batch.columns.items()},
+        rows=batch.rows[i:],
+        rejected=tail_rej,
+        records=tail_records,
     )
     return head, tail
 

@@ -327,9 +327,7 @@ class Reader:
         wanted = set(self.wanted) if self.wanted is not None else None
         if values_list:
             transposed = list(zip(*values_list, strict=True))
-            columns = {
-                name: list(transposed[i]) for i, name in enumerate(names) if wanted is None or name in wanted
-            }
+            columns = {name: list(transposed[i]) for i, name in enumerate(names) if wanted is None or name in wanted}
         else:
             columns = {name: [] for name in names if wanted is None or name in wanted}
         return RawBatch(columns=columns, rows=rows, rejected=rejected, records=records)

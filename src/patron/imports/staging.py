@@ -24,14 +24,17 @@ def is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def create(conn: Connection, name: str, columns: dict[str, str]) -> None:
-    """A temporary table dropped at the end of the transaction (by `drop` on SQLite)."""
+def create(conn: Connection, name: str, columns: dict[str, str], *, index: tuple[str, ...] = ()) -> None:
+    """A temporary table dropped at the end of the transaction (by `drop` on SQLite),
+    indexed on the columns the set-based statements look rows up by."""
     cols = ", ".join(f"{col} {_sql_type(conn, kind)}" for col, kind in columns.items())
     if is_pg(conn):
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
     else:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols})")
+    for col in index:
+        conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
 
 
 def drop(conn: Connection, *names: str) -> None:
@@ -67,8 +70,12 @@ def _storage_frame(conn: Connection, frame: pl.DataFrame, columns: dict[str, str
     return frame.select(out)
 
 
-def load(conn: Connection, name: str, frame: pl.DataFrame, columns: dict[str, str]) -> None:
-    """Create the staging table and bulk-write `frame` into it (missing columns are NULL)."""
+def load(
+    conn: Connection, name: str, frame: pl.DataFrame, columns: dict[str, str], *, index: tuple[str, ...] = ()
+) -> None:
+    """Create the staging table and bulk-write `frame` into it (missing columns are NULL).
+
+    Indexes are built after the rows are in, and the planner is told the table's size."""
     create(conn, name, columns)
     if frame.height == 0:
         return
@@ -85,6 +92,9 @@ def load(conn: Connection, name: str, frame: pl.DataFrame, columns: dict[str, st
     else:
         marks = ", ".join("?" for _ in columns)
         conn.exec_driver_sql(f"INSERT INTO {name} ({names}) VALUES ({marks})", data.rows())
+    for col in index:
+        conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
+    conn.exec_driver_sql(f"ANALYZE {name}")
 
 
 def money(column: str, conn: Connection) -> str:
