@@ -39,14 +39,6 @@ ORDER_STAGE = {
     "shipping_fee": "cents",
     "tax": "cents",
     "total": "cents",
-    "n_rows": "int",
-    "customer_id": "int",
-    "store_id": "int",
-    "order_id": "int",
-    "is_new": "int",
-    "changed": "int",
-    "lines_changed": "int",
-    "reject": "text",
 }
 LINE_STAGE = {
     "order_ext": "text",
@@ -56,8 +48,6 @@ LINE_STAGE = {
     "quantity": "int",
     "unit_price": "cents",
     "discount": "cents",
-    "product_id": "int",
-    "order_id": "int",
 }
 RETURN_STAGE = {
     "return_ext": "text",
@@ -75,6 +65,17 @@ RETURN_STAGE = {
     "existing": "int",
     "reject": "text",
 }
+TEMP_TABLES = (
+    "stage_orders",
+    "stage_lines",
+    "res_lines",
+    "res_orders",
+    "new_customers",
+    "missing_products",
+    "changed_lines",
+    "fin_orders",
+    "stage_returns",
+)
 ORDER_LEVEL = [
     "customer_id",
     "customer_email",
@@ -116,7 +117,7 @@ def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
         _write_orders(ctx, orders, lines, out)
     if returns.height:
         _write_returns(ctx, returns, out)
-    st.drop(ctx.conn, "stage_orders", "stage_lines", "stage_new_customers", "stage_new_products", "stage_returns")
+    st.drop(ctx.conn, *TEMP_TABLES)
     return out
 
 
@@ -326,6 +327,12 @@ def _money(column: str) -> pl.Expr:
 
 
 def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, out: Outcome) -> None:
+    """Resolve, classify and write the batch's orders with a few set-based statements.
+
+    Each step builds a new temporary table from joins (CREATE TABLE AS) instead of
+    updating the staged rows in place: on PostgreSQL, repeated UPDATEs of a staging
+    table bloat it and force nested-loop plans; joins let the planner hash.
+    """
     conn, mapping = ctx.conn, ctx.mapping
     staged = orders.select(
         pl.col("order_id").alias("order_ext"),
@@ -344,63 +351,141 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
         "shipping_fee",
         "tax",
         "total",
-        "n_rows",
     )
-    st.load(conn, "stage_orders", staged, ORDER_STAGE, index=("order_ext", "order_id"))
-    st.load(conn, "stage_lines", lines, LINE_STAGE, index=("order_ext",))
+    st.load(conn, "stage_orders", staged, ORDER_STAGE)
+    st.load(conn, "stage_lines", lines, LINE_STAGE)
     x = conn.exec_driver_sql
-    _resolve_customers(conn, "stage_orders", mapping.source)
-    if mapping.unknown_customers == "stub":
-        out.stubs["customers"] += _stub_customers(conn, mapping.source)
-    else:
-        x(
-            "UPDATE stage_orders SET reject = 'unknown customer ' || COALESCE(customer_ext, customer_email) "
-            "|| ' (not in Patron; import customers first or allow stubs)' WHERE customer_id IS NULL"
-        )
-    x("UPDATE stage_orders SET store_id = (SELECT id FROM stores WHERE stores.code = stage_orders.store_code)")
-    x(
-        "UPDATE stage_orders SET reject = 'unknown store code ' || store_code "
-        "WHERE reject IS NULL AND store_code IS NOT NULL AND store_id IS NULL"
-    )
-    x("UPDATE stage_lines SET product_id = (SELECT id FROM products WHERE products.sku = stage_lines.sku)")
     if mapping.unknown_products == "stub":
         out.stubs["products"] += _stub_products(conn)
-    else:
-        x(
-            "UPDATE stage_orders SET reject = 'unknown product ' || (SELECT MIN(sku) FROM stage_lines l "
-            "WHERE l.order_ext = stage_orders.order_ext AND l.product_id IS NULL) WHERE reject IS NULL "
-            "AND EXISTS (SELECT 1 FROM stage_lines l "
-            "WHERE l.order_ext = stage_orders.order_ext AND l.product_id IS NULL)"
-        )
-    x("UPDATE stage_orders SET order_id = (SELECT id FROM orders WHERE orders.external_id = stage_orders.order_ext)")
+    st.create_as(
+        conn,
+        "res_lines",
+        "SELECT l.*, p.id AS product_id FROM stage_lines l LEFT JOIN products p ON p.sku = l.sku",
+        index=("order_ext",),
+    )
+    source = _quote(mapping.source)
+    st.create_as(
+        conn,
+        "res_orders",
+        "SELECT s.*, COALESCE("
+        "(SELECT COALESCE(c.merged_into_id, c.id) FROM customer_external_ids x JOIN customers c "
+        f"ON c.id = x.customer_id WHERE x.source = {source} AND x.external_id = s.customer_ext), "
+        "(SELECT COALESCE(c.merged_into_id, c.id) FROM customers c WHERE c.email = s.customer_email)) AS customer_id, "
+        "(SELECT id FROM stores WHERE stores.code = s.store_code) AS store_id, "
+        "(SELECT id FROM orders o WHERE o.external_id = s.order_ext) AS order_id FROM stage_orders s",
+        index=("order_ext",),
+    )
+    stubbed = "NULL"
+    if mapping.unknown_customers == "stub":
+        out.stubs["customers"] += _stub_customers(conn, mapping.source)
+        stubbed = "(SELECT id FROM new_customers n WHERE n.k = COALESCE(r.customer_ext, '@' || r.customer_email))"
+    st.create_as(
+        conn,
+        "missing_products",
+        "SELECT order_ext, MIN(sku) AS sku FROM res_lines WHERE product_id IS NULL GROUP BY order_ext",
+        index=("order_ext",),
+    )
+    c = lambda col: st.cents(col, conn)  # noqa: E731
+    d = lambda a, b: st.distinct(a, b, conn)  # noqa: E731
+    differs = " OR ".join(
+        [
+            "l.id IS NULL",
+            "l.product_id <> rl.product_id",
+            "l.quantity <> rl.quantity",
+            f"{c('l.unit_price')} <> rl.unit_price",
+            f"{c('l.discount')} <> rl.discount",
+        ]
+    )
+    st.create_as(
+        conn,
+        "changed_lines",
+        "SELECT DISTINCT rl.order_ext FROM res_lines rl JOIN res_orders r ON r.order_ext = rl.order_ext "
+        "LEFT JOIN order_lines l ON l.order_id = r.order_id AND l.line_no = rl.line_no "
+        f"WHERE r.order_id IS NOT NULL AND ({differs}) "
+        "UNION SELECT r.order_ext FROM res_orders r WHERE r.order_id IS NOT NULL AND "
+        "(SELECT COUNT(*) FROM order_lines l WHERE l.order_id = r.order_id) <> "
+        "(SELECT COUNT(*) FROM res_lines rl WHERE rl.order_ext = r.order_ext)",
+        index=("order_ext",),
+    )
     started = _ts_literal(conn, ctx.run_started_at)
-    # Rows of an order must be adjacent: an order this run already wrote, coming back in
-    # a later batch, would otherwise replace the lines it had.
-    x(
-        "UPDATE stage_orders SET reject = 'order ' || order_ext || ' appears again after other orders in this file; "
-        "keep the rows of each order together' WHERE reject IS NULL AND order_id IS NOT NULL AND EXISTS "
-        f"(SELECT 1 FROM orders o WHERE o.id = stage_orders.order_id "
-        f"AND (o.created_at >= {started} OR o.updated_at >= {started}))"
+    header_differs = " OR ".join(
+        [
+            d("o.customer_id", "r.cid"),
+            d("o.placed_at", "r.placed_at"),
+            d("o.channel", "r.channel"),
+            d("o.store_id", "r.store_id"),
+            d("o.status", "r.status"),
+            d("o.currency", "r.currency"),
+            *(d(c(f"o.{m}"), f"r.{m}") for m in ("subtotal", "discount", "shipping_fee", "tax", "total")),
+        ]
     )
-    x("UPDATE stage_orders SET is_new = CASE WHEN order_id IS NULL THEN 1 ELSE 0 END WHERE reject IS NULL")
-    _classify_existing(conn)
-    st.allocate_ids(conn, "stage_orders", "order_id", "orders", where="is_new = 1")
-    x(
-        "UPDATE stage_lines SET order_id = "
-        "(SELECT order_id FROM stage_orders s WHERE s.order_ext = stage_lines.order_ext)"
+    # Rows of an order must be adjacent: an order this run already wrote, coming back in a
+    # later batch, would otherwise replace the lines it had.
+    reject = (
+        "CASE WHEN r.cid IS NULL THEN 'unknown customer ' || COALESCE(r.customer_ext, r.customer_email) "
+        "|| ' (not in Patron; import customers first or allow stubs)' "
+        "WHEN r.store_code IS NOT NULL AND r.store_id IS NULL THEN 'unknown store code ' || r.store_code "
+        "WHEN mp.sku IS NOT NULL THEN 'unknown product ' || mp.sku || ' (import products first or allow stubs)' "
+        f"WHEN o.id IS NOT NULL AND (o.created_at >= {started} OR o.updated_at >= {started}) THEN 'order ' "
+        "|| r.order_ext || ' appears again after other orders in this file; keep the rows of each order together' "
+        "END"
     )
-    _insert_orders(conn)
-    _update_orders(conn)
-
+    new_id = (
+        "nextval(pg_get_serial_sequence('orders', 'id'))"
+        if st.is_pg(conn)
+        else "(SELECT COALESCE(MAX(id), 0) FROM orders) + ROW_NUMBER() OVER ()"
+    )
+    st.create_as(
+        conn,
+        "fin_orders",
+        f"SELECT r.*, {reject} AS reject, CASE WHEN o.id IS NULL THEN 0 WHEN ({header_differs}) THEN 1 ELSE 0 END "
+        "AS changed, CASE WHEN cl.order_ext IS NULL THEN 0 ELSE 1 END AS lines_changed, "
+        f"CASE WHEN r.order_id IS NULL THEN {new_id} END AS new_id "
+        f"FROM (SELECT r.*, COALESCE(r.customer_id, {stubbed}) AS cid FROM res_orders r) r "
+        "LEFT JOIN orders o ON o.id = r.order_id LEFT JOIN missing_products mp ON mp.order_ext = r.order_ext "
+        "LEFT JOIN changed_lines cl ON cl.order_ext = r.order_ext",
+        index=("order_ext",),
+    )
+    m = lambda col: st.money(col, conn)  # noqa: E731
+    now = st.now_sql(conn)
+    ok = "f.reject IS NULL"
+    x(
+        "INSERT INTO orders (id, external_id, customer_id, placed_at, channel, store_id, status, currency, subtotal, "
+        "discount, shipping_fee, tax, total, created_at, updated_at) "
+        "SELECT f.new_id, f.order_ext, f.cid, f.placed_at, f.channel, f.store_id, f.status, f.currency, "
+        f"{m('f.subtotal')}, {m('f.discount')}, {m('f.shipping_fee')}, {m('f.tax')}, {m('f.total')}, {now}, {now} "
+        f"FROM fin_orders f WHERE {ok} AND f.order_id IS NULL"
+    )
+    sets = [f"{f} = f.{f}" for f in ("placed_at", "channel", "store_id", "status", "currency")] + [
+        f"{f} = {m('f.' + f)}" for f in ("subtotal", "discount", "shipping_fee", "tax", "total")
+    ]
+    x(
+        f"UPDATE orders SET customer_id = f.cid, {', '.join(sets)}, updated_at = {now} FROM fin_orders f "
+        f"WHERE orders.id = f.order_id AND {ok} AND (f.changed = 1 OR f.lines_changed = 1)"
+    )
+    x(
+        "DELETE FROM order_lines WHERE order_id IN "
+        f"(SELECT f.order_id FROM fin_orders f WHERE {ok} AND f.lines_changed = 1)"
+    )
+    x(
+        "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price, discount) "
+        "SELECT COALESCE(f.order_id, f.new_id), rl.line_no, rl.product_id, rl.quantity, "
+        f"{m('rl.unit_price')}, {m('rl.discount')} FROM res_lines rl JOIN fin_orders f ON f.order_ext = rl.order_ext "
+        f"WHERE {ok} AND (f.order_id IS NULL OR f.lines_changed = 1)"
+    )
     results = pl.DataFrame(
-        st.fetch(conn, "SELECT order_ext, reject, is_new, changed, lines_changed FROM stage_orders"),
+        st.fetch(
+            conn,
+            "SELECT order_ext, reject, CASE WHEN order_id IS NULL THEN 1 ELSE 0 END, changed, lines_changed "
+            "FROM fin_orders",
+        ),
         schema={"order_ext": pl.String, "reject": pl.String, "is_new": pl.Int64, "changed": pl.Int64, "lc": pl.Int64},
         orient="row",
     )
     joined = orders.select("order_id", "rows", "n_rows").join(results, left_on="order_id", right_on="order_ext")
-    for order_id, rows, n, reject, is_new, changed, lines_changed in joined.iter_rows():
-        if reject is not None:
-            out.rejected += [Rejected(row=r, column="order_id", value=order_id, reason=reject) for r in rows]
+    for order_id, rows, n, reason, is_new, changed, lines_changed in joined.iter_rows():
+        if reason is not None:
+            out.rejected += [Rejected(row=r, column="order_id", value=order_id, reason=reason) for r in rows]
         elif is_new:
             out.inserted += n
         elif changed or lines_changed:
@@ -424,166 +509,49 @@ def _resolve_customers(conn: Connection, stage: str, source: str) -> None:
 
 def _stub_customers(conn: Connection, source: str) -> int:
     """Create a minimal customer for each unknown one (by external id, else by email)."""
-    st.create(
+    key = "COALESCE(customer_ext, '@' || customer_email)"
+    first_day = "CAST(MIN(placed_at) AS DATE)" if st.is_pg(conn) else "substr(MIN(placed_at), 1, 10)"
+    new_id = (
+        "nextval(pg_get_serial_sequence('customers', 'id'))"
+        if st.is_pg(conn)
+        else "(SELECT COALESCE(MAX(id), 0) FROM customers) + ROW_NUMBER() OVER ()"
+    )
+    st.create_as(
         conn,
-        "stage_new_customers",
-        {
-            "k": "text",
-            "customer_ext": "text",
-            "email": "text",
-            "first_name": "text",
-            "last_name": "text",
-            "country": "text",
-            "acquired": "text",
-            "id": "int",
-        },
+        "new_customers",
+        f"SELECT {new_id} AS id, g.* FROM (SELECT {key} AS k, MAX(customer_ext) AS customer_ext, "
+        "MAX(customer_email) AS email, MAX(first_name) AS first_name, MAX(last_name) AS last_name, "
+        f"MAX(country) AS country, {first_day} AS acquired FROM res_orders WHERE customer_id IS NULL "
+        f"AND {key} IS NOT NULL GROUP BY {key}) g",
         index=("k",),
     )
     x = conn.exec_driver_sql
-    key = "COALESCE(customer_ext, '@' || customer_email)"
-    first_day = "CAST(MIN(placed_at) AS DATE)" if st.is_pg(conn) else "substr(MIN(placed_at), 1, 10)"
-    x(
-        "INSERT INTO stage_new_customers (k, customer_ext, email, first_name, last_name, country, acquired) "
-        f"SELECT {key}, MAX(customer_ext), MAX(customer_email), MAX(first_name), MAX(last_name), MAX(country), "
-        f"{first_day} FROM stage_orders WHERE customer_id IS NULL GROUP BY {key}"
-    )
-    # Two unknown ids sharing an email: the email goes to one of them (emails are unique).
-    x(
-        "UPDATE stage_new_customers SET email = NULL WHERE email IS NOT NULL AND k <> "
-        "(SELECT MIN(k) FROM stage_new_customers n WHERE n.email = stage_new_customers.email)"
-    )
-    n = st.allocate_ids(conn, "stage_new_customers", "id", "customers")
-    if not n:
-        return 0
     now = st.now_sql(conn)
-    acquired = "CAST(acquired AS DATE)" if st.is_pg(conn) else "acquired"
-    x(
+    # Two unknown ids sharing an email: the email goes to one of them (emails are unique).
+    result = x(
         "INSERT INTO customers (id, first_name, last_name, email, country, acquired_at, acquisition_channel, "
         "interests, attributes, created_at, updated_at) "
-        f"SELECT id, COALESCE(first_name, ''), COALESCE(last_name, ''), email, country, {acquired}, 'import', "
-        f"'[]', '{{}}', {now}, {now} FROM stage_new_customers"
+        "SELECT n.id, COALESCE(n.first_name, ''), COALESCE(n.last_name, ''), e.email, n.country, "
+        f"CAST(n.acquired AS DATE), 'import', '[]', '{{}}', {now}, {now} FROM new_customers n LEFT JOIN "
+        "(SELECT MIN(k) AS k, email FROM new_customers WHERE email IS NOT NULL GROUP BY email) e ON e.k = n.k"
     )
     x(
         "INSERT INTO customer_external_ids (customer_id, source, external_id) "
-        f"SELECT id, {_quote(source)}, customer_ext FROM stage_new_customers WHERE customer_ext IS NOT NULL"
+        f"SELECT id, {_quote(source)}, customer_ext FROM new_customers WHERE customer_ext IS NOT NULL"
     )
-    x(
-        "UPDATE stage_orders SET customer_id = (SELECT id FROM stage_new_customers n WHERE n.k = "
-        "COALESCE(stage_orders.customer_ext, '@' || stage_orders.customer_email)) WHERE customer_id IS NULL"
-    )
-    return n
+    return result.rowcount
 
 
 def _stub_products(conn: Connection) -> int:
-    st.create(
-        conn, "stage_new_products", {"sku": "text", "name": "text", "price": "cents", "id": "int"}, index=("sku",)
-    )
-    x = conn.exec_driver_sql
-    x(
-        "INSERT INTO stage_new_products (sku, name, price) SELECT sku, MAX(product_name), MAX(unit_price) "
-        "FROM stage_lines WHERE product_id IS NULL GROUP BY sku"
-    )
-    n = st.allocate_ids(conn, "stage_new_products", "id", "products")
-    if not n:
-        return 0
+    """Create a product (named after the file, priced at the line's price) for each unknown SKU."""
     now = st.now_sql(conn)
-    x(
-        "INSERT INTO products (id, sku, name, category_path, price, is_active, attributes, created_at, updated_at) "
-        f"SELECT id, sku, COALESCE(name, sku), '', {st.money('price', conn)}, TRUE, '{{}}', {now}, {now} "
-        "FROM stage_new_products"
+    result = conn.exec_driver_sql(
+        "INSERT INTO products (sku, name, category_path, price, is_active, attributes, created_at, updated_at) "
+        f"SELECT g.sku, COALESCE(g.name, g.sku), '', {st.money('g.price', conn)}, TRUE, '{{}}', {now}, {now} "
+        "FROM (SELECT l.sku, MAX(l.product_name) AS name, MAX(l.unit_price) AS price FROM stage_lines l "
+        "WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.sku = l.sku) GROUP BY l.sku) g"
     )
-    x(
-        "UPDATE stage_lines SET product_id = (SELECT id FROM stage_new_products n WHERE n.sku = stage_lines.sku) "
-        "WHERE product_id IS NULL"
-    )
-    return n
-
-
-def _classify_existing(conn: Connection) -> None:
-    d = lambda a, b: st.distinct(a, b, conn)  # noqa: E731
-    c = lambda col: st.cents(col, conn)  # noqa: E731
-    header = " OR ".join(
-        [
-            d("o.customer_id", "s.customer_id"),
-            d("o.placed_at", "s.placed_at"),
-            d("o.channel", "s.channel"),
-            d("o.store_id", "s.store_id"),
-            d("o.status", "s.status"),
-            d("o.currency", "s.currency"),
-            *(d(c(f"o.{m}"), f"s.{m}") for m in ("subtotal", "discount", "shipping_fee", "tax", "total")),
-        ]
-    )
-    x = conn.exec_driver_sql
-    x(
-        f"UPDATE stage_orders SET changed = CASE WHEN EXISTS (SELECT 1 FROM orders o, stage_orders s "
-        f"WHERE o.id = stage_orders.order_id AND s.order_ext = stage_orders.order_ext AND ({header})) "
-        "THEN 1 ELSE 0 END WHERE reject IS NULL AND is_new = 0"
-    )
-    # One uncorrelated anti-join finds every order with a line that differs; a
-    # correlated lookup per line could let SQLite pick the order_lines.product_id index.
-    differs = " OR ".join(
-        [
-            "l.id IS NULL",
-            "l.product_id <> sl.product_id",
-            "l.quantity <> sl.quantity",
-            f"{c('l.unit_price')} <> sl.unit_price",
-            f"{c('l.discount')} <> sl.discount",
-        ]
-    )
-    x(
-        "UPDATE stage_lines SET order_id = "
-        "(SELECT order_id FROM stage_orders s WHERE s.order_ext = stage_lines.order_ext)"
-    )
-    x(
-        "UPDATE stage_orders SET lines_changed = CASE WHEN "
-        "(SELECT COUNT(*) FROM order_lines l WHERE l.order_id = stage_orders.order_id) <> "
-        "(SELECT COUNT(*) FROM stage_lines sl WHERE sl.order_ext = stage_orders.order_ext) "
-        "OR order_ext IN (SELECT sl.order_ext FROM stage_lines sl LEFT JOIN order_lines l "
-        f"ON l.order_id = sl.order_id AND l.line_no = sl.line_no WHERE sl.order_id IS NOT NULL AND ({differs})) "
-        "THEN 1 ELSE 0 END WHERE reject IS NULL AND is_new = 0"
-    )
-
-
-def _insert_orders(conn: Connection) -> None:
-    m = lambda col: st.money(col, conn)  # noqa: E731
-    now = st.now_sql(conn)
-    x = conn.exec_driver_sql
-    x(
-        "INSERT INTO orders (id, external_id, customer_id, placed_at, channel, store_id, status, currency, subtotal, "
-        "discount, shipping_fee, tax, total, created_at, updated_at) "
-        f"SELECT order_id, order_ext, customer_id, placed_at, channel, store_id, status, currency, {m('subtotal')}, "
-        f"{m('discount')}, {m('shipping_fee')}, {m('tax')}, {m('total')}, {now}, {now} "
-        "FROM stage_orders WHERE reject IS NULL AND is_new = 1"
-    )
-    _insert_lines(conn, "s.is_new = 1")
-
-
-def _insert_lines(conn: Connection, which: str) -> None:
-    m = lambda col: st.money(col, conn)  # noqa: E731
-    conn.exec_driver_sql(
-        "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price, discount) "
-        f"SELECT l.order_id, l.line_no, l.product_id, l.quantity, {m('l.unit_price')}, {m('l.discount')} "
-        f"FROM stage_lines l JOIN stage_orders s ON s.order_ext = l.order_ext WHERE s.reject IS NULL AND {which}"
-    )
-
-
-def _update_orders(conn: Connection) -> None:
-    m = lambda col: st.money(col, conn)  # noqa: E731
-    now = st.now_sql(conn)
-    x = conn.exec_driver_sql
-    fields = ["customer_id", "placed_at", "channel", "store_id", "status", "currency"]
-    sets = [f"{f} = s.{f}" for f in fields] + [
-        f"{f} = {m('s.' + f)}" for f in ("subtotal", "discount", "shipping_fee", "tax", "total")
-    ]
-    x(
-        f"UPDATE orders SET {', '.join(sets)}, updated_at = {now} FROM stage_orders s "
-        "WHERE orders.id = s.order_id AND s.reject IS NULL AND s.is_new = 0 AND (s.changed = 1 OR s.lines_changed = 1)"
-    )
-    x(
-        "DELETE FROM order_lines WHERE order_id IN (SELECT order_id FROM stage_orders "
-        "WHERE reject IS NULL AND is_new = 0 AND lines_changed = 1)"
-    )
-    _insert_lines(conn, "s.is_new = 0 AND s.lines_changed = 1")
+    return result.rowcount
 
 
 def _write_returns(ctx: LoadContext, returns: pl.DataFrame, out: Outcome) -> None:

@@ -35,6 +35,24 @@ def create(conn: Connection, name: str, columns: dict[str, str], *, index: tuple
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols})")
     for col in index:
         conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
+    if is_pg(conn):
+        conn.exec_driver_sql(f"ANALYZE {name}")
+
+
+def create_as(conn: Connection, name: str, select_sql: str, *, index: tuple[str, ...] = ()) -> None:
+    """A temporary table holding the result of `select_sql`, indexed on `index`.
+
+    PostgreSQL never analyses temporary tables by itself and plans the joins badly
+    without statistics; SQLite's planner does well on the indexes alone."""
+    if is_pg(conn):
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {select_sql}")
+    else:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {name} AS {select_sql}")
+    for col in index:
+        conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
+    if is_pg(conn):
+        conn.exec_driver_sql(f"ANALYZE {name}")
 
 
 def drop(conn: Connection, *names: str) -> None:
@@ -75,7 +93,7 @@ def load(
 ) -> None:
     """Create the staging table and bulk-write `frame` into it (missing columns are NULL).
 
-    Indexes are built after the rows are in, and the planner is told the table's size."""
+    Indexes are built after the rows are in."""
     create(conn, name, columns)
     if frame.height == 0:
         return
@@ -94,7 +112,8 @@ def load(
         conn.exec_driver_sql(f"INSERT INTO {name} ({names}) VALUES ({marks})", data.rows())
     for col in index:
         conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
-    conn.exec_driver_sql(f"ANALYZE {name}")
+    if is_pg(conn):
+        conn.exec_driver_sql(f"ANALYZE {name}")
 
 
 def money(column: str, conn: Connection) -> str:
