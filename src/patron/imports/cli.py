@@ -100,7 +100,8 @@ def import_command(
                 rid = run.id
         run = _execute_with_progress(engine, rid, batch_size)
     except PatronError as exc:
-        detail = "".join(f"\n  {e.get('field', '')}: {e.get('message', '')}" for e in getattr(exc, "errors", []))
+        errors = [e for e in getattr(exc, "errors", None) or [] if e.get("message") != exc.message]
+        detail = "".join(f"\n  {e.get('field', '')}: {e.get('message', '')}" for e in errors)
         raise _fail(exc.message + detail) from exc
 
     if errors is not None and run.rejected:

@@ -7,6 +7,7 @@ batch (all their errors are reported), the rest go on to the loader.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -37,7 +38,14 @@ FALSE = ["false", "no", "n", "0", "f", "unsubscribed", "not_subscribed", "opted_
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # Words files use for our enum values, by field.
 ENUM_ALIASES = {
-    "channel": {"web": "online", "ecommerce": "online", "store": "in_store", "pos": "in_store", "app": "mobile"},
+    "channel": {
+        "web": "online",
+        "ecommerce": "online",
+        "e_commerce": "online",
+        "store": "in_store",
+        "pos": "in_store",
+        "app": "mobile",
+    },
 }
 COUNTRY_ALIASES = {"EIRE": "IE", "USA": "US", "UK": "GB", "RSA": "ZA", "KOREA": "KR"}
 
@@ -81,14 +89,20 @@ def _raw(batch: RawBatch, mapping: Mapping, field: str) -> tuple[pl.Series | Non
     return out, (columns[0] if len(columns) == 1 else field)
 
 
-def _money_cents(s: pl.Series, cmap: ColumnMap) -> tuple[pl.Series, pl.Series]:
-    """Exact integer cents (half-up at the third decimal) and a mask of unparseable values."""
+def _money_cents(s: pl.Series, cmap: ColumnMap) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """Exact integer cents (half-up at the third decimal), a mask of unparseable values and
+    a mask of values whose thousands separators are misplaced (also unparseable)."""
     t = s
     if cmap.currency:
         t = t.str.replace_all(cmap.currency, "", literal=True)
     t = t.str.replace_all(r"[\s$€£¥]", "")
     negative_parens = t.str.contains(r"^\(.*\)$")
     t = pl.select(pl.when(negative_parens).then("-" + t.str.strip_chars("()")).otherwise(t)).to_series()
+    thousands = "." if cmap.decimal == "," else ","
+    # Thousands separators group whole digits by three: "12,34" is a typo or the other
+    # decimal separator, and reading it as 1234 would change the amount silently.
+    grouped = rf"^[+-]?\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+(?:{re.escape(cmap.decimal)}\d*)?$"
+    misgrouped = (t.str.contains(thousands, literal=True) & ~t.str.contains(grouped)).fill_null(False)
     if cmap.decimal == ",":
         t = t.str.replace_all(".", "", literal=True).str.replace_all(",", ".", literal=True)
     else:
@@ -106,13 +120,14 @@ def _money_cents(s: pl.Series, cmap: ColumnMap) -> tuple[pl.Series, pl.Series]:
         + (frac3.str.slice(2, 1).cast(pl.Int64, strict=False) >= 5).cast(pl.Int64)
     )
     cents = pl.select(pl.when(sign == "-").then(-cents).otherwise(cents)).to_series()
-    bad = s.is_not_null() & (~matched.fill_null(False) | too_long.fill_null(False))
+    bad = s.is_not_null() & (~matched.fill_null(False) | too_long.fill_null(False) | misgrouped)
     cents = pl.select(pl.when(bad | s.is_null()).then(None).otherwise(cents)).to_series()
-    return cents, bad
+    return cents, bad, misgrouped
 
 
-def _datetime(s: pl.Series, zone: str, formats: list[str]) -> pl.Series:
-    """UTC datetimes; a value without an offset is read as local time in `zone`."""
+def _datetime(s: pl.Series, zone: str, formats: list[str]) -> tuple[pl.Series, pl.Series]:
+    """UTC datetimes; a value without an offset is read as local time in `zone`. Also a
+    mask of local times that do not exist there (skipped when the clocks went forward)."""
     if formats:
         source = s
         aware = [f for f in formats if "%z" in f or "%:z" in f]
@@ -122,14 +137,16 @@ def _datetime(s: pl.Series, zone: str, formats: list[str]) -> pl.Series:
         source = s.str.replace(r"Z$", "+00:00").str.replace(r"([+-]\d\d)(\d\d)$", "$1:$2")
         aware, naive = AWARE_FORMATS, NAIVE_FORMATS
     out = pl.Series(s.name, [None] * len(s), dtype=pl.Datetime("us", "UTC"))
+    gap = pl.Series(s.name, [False] * len(s), dtype=pl.Boolean)
     for fmt in aware:
         parsed = source.str.to_datetime(fmt, strict=False, time_unit="us")
         out = out.fill_null(parsed.dt.convert_time_zone("UTC"))
     for fmt in naive:
         parsed = source.str.to_datetime(fmt, strict=False, time_unit="us")
         local = parsed.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+        gap = gap | (parsed.is_not_null() & local.is_null())
         out = out.fill_null(local.dt.convert_time_zone("UTC"))
-    return out
+    return out, gap & out.is_null()
 
 
 def _phone(s: pl.Series, country: str) -> tuple[pl.Series, pl.Series, dict[str, str]]:
@@ -201,8 +218,17 @@ def _parse(spec: FieldSpec, raw, cmap, column, mapping, default_country, now, fl
         flag(raw.is_not_null() & out.is_null(), column, raw, "not a whole number")
         return out.alias(name)
     if spec.type == "money":
-        cents, bad = _money_cents(raw, cmap or ColumnMap(field=name))
-        flag(bad, column, raw, "not a number")
+        cmap = cmap or ColumnMap(field=name)
+        cents, bad, misgrouped = _money_cents(raw, cmap)
+        thousands = "." if cmap.decimal == "," else ","
+        flag(bad & ~misgrouped, column, raw, "not a number")
+        flag(
+            misgrouped,
+            column,
+            raw,
+            f"not a number: '{thousands}' must separate thousands in groups of three "
+            f"(the decimal separator is '{cmap.decimal}')",
+        )
         flag(cents.abs() > MAX_CENTS, column, raw, "too large (at most 9,999,999,999.99)")
         if name != "line_total":
             flag(cents < 0, column, raw, "must not be negative")
@@ -217,9 +243,10 @@ def _parse(spec: FieldSpec, raw, cmap, column, mapping, default_country, now, fl
         flag(out > now.date(), column, raw, "is in the future")
         return out.alias(name)
     if spec.type == "datetime":
-        out = _datetime(raw, mapping.timezone, cmap.formats if cmap else [])
+        out, gap = _datetime(raw, mapping.timezone, cmap.formats if cmap else [])
         expected = " or ".join(cmap.formats) if cmap and cmap.formats else "ISO 8601, e.g. 2026-11-23 10:15:00"
-        flag(raw.is_not_null() & out.is_null(), column, raw, f"not a date and time (expected {expected})")
+        flag(raw.is_not_null() & out.is_null() & ~gap, column, raw, f"not a date and time (expected {expected})")
+        flag(gap, column, raw, f"this local time does not exist in {mapping.timezone} (the clocks went forward)")
         flag(out > now + CLOCK_SKEW, column, raw, "is in the future")
         return out.alias(name)
     if spec.type == "bool":

@@ -15,6 +15,8 @@ each row becomes a return against the customer's latest earlier purchase of that
 
 from __future__ import annotations
 
+import bisect
+
 import polars as pl
 from sqlalchemy.engine import Connection
 
@@ -135,16 +137,26 @@ def _with_order_ids(frame: pl.DataFrame, ctx: LoadContext) -> pl.DataFrame:
 
 
 def _reject_orders_of_bad_rows(frame: pl.DataFrame, ctx: LoadContext) -> tuple[list[Rejected], pl.DataFrame]:
-    """Rows the converter rejected take the rest of their order with them."""
+    """Rows the converter rejected take the rest of their order with them, and so do rows
+    the reader could not split that lie between two rows of one order."""
     column = next((c for c, m in ctx.mapping.column_maps.items() if m.field == "order_id"), None)
-    if column is None or column not in ctx.batch.columns or frame.height == len(ctx.batch.rows):
+    if column is None or column not in ctx.batch.columns:
         return [], frame
-    raw = pl.DataFrame(
-        {"_row": ctx.batch.rows, "order_id": ctx.batch.columns[column]},
-        schema={"_row": pl.Int64, "order_id": pl.String},
-    ).with_columns(pl.col("order_id").str.strip_chars())
+    rows, ids = ctx.batch.rows, ctx.batch.columns[column]
+    # An unreadable row has no order id; rows of an order are adjacent, so one inside an
+    # order belongs to it. (Between two orders it is only reported: it may be either's.)
+    unreadable = []
+    for r in ctx.batch.rejected:
+        i = bisect.bisect(rows, r.row)
+        if 0 < i < len(rows) and ids[i - 1] is not None and (ids[i] or "").strip() == ids[i - 1].strip():
+            unreadable.append((ids[i - 1].strip(), r.row))
+    if frame.height == len(rows) and not unreadable:
+        return [], frame
+    raw = pl.DataFrame({"_row": rows, "order_id": ids}, schema={"_row": pl.Int64, "order_id": pl.String})
+    raw = raw.with_columns(pl.col("order_id").str.strip_chars()).filter(~pl.col("_row").is_in(frame["_row"].implode()))
+    inside = pl.DataFrame(unreadable, schema={"order_id": pl.String, "_row": pl.Int64}, orient="row")
     bad = (
-        raw.filter(~pl.col("_row").is_in(frame["_row"].implode()))
+        pl.concat([raw.select("order_id", "_row"), inside])
         .group_by("order_id")
         .agg(pl.col("_row").min().alias("_bad_row"))
     )
@@ -510,7 +522,9 @@ def _resolve_customers(conn: Connection, stage: str, source: str) -> None:
 def _stub_customers(conn: Connection, source: str) -> int:
     """Create a minimal customer for each unknown one (by external id, else by email)."""
     key = "COALESCE(customer_ext, '@' || customer_email)"
-    first_day = "CAST(MIN(placed_at) AS DATE)" if st.is_pg(conn) else "substr(MIN(placed_at), 1, 10)"
+    # The UTC day of the first order, as a DATE (PostgreSQL) or SQLite's 'YYYY-MM-DD' text:
+    # SQLite's CAST(... AS DATE) would turn '2024-01-02' into the number 2024.
+    first_day = "CAST(MIN(placed_at) AT TIME ZONE 'UTC' AS DATE)" if st.is_pg(conn) else "substr(MIN(placed_at), 1, 10)"
     new_id = (
         "nextval(pg_get_serial_sequence('customers', 'id'))"
         if st.is_pg(conn)
@@ -532,7 +546,7 @@ def _stub_customers(conn: Connection, source: str) -> int:
         "INSERT INTO customers (id, first_name, last_name, email, country, acquired_at, acquisition_channel, "
         "interests, attributes, created_at, updated_at) "
         "SELECT n.id, COALESCE(n.first_name, ''), COALESCE(n.last_name, ''), e.email, n.country, "
-        f"CAST(n.acquired AS DATE), 'import', '[]', '{{}}', {now}, {now} FROM new_customers n LEFT JOIN "
+        f"n.acquired, 'import', '[]', '{{}}', {now}, {now} FROM new_customers n LEFT JOIN "
         "(SELECT MIN(k) AS k, email FROM new_customers WHERE email IS NOT NULL GROUP BY email) e ON e.k = n.k"
     )
     x(

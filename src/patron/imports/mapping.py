@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from patron.errors import ValidationFailed
+from patron.errors import PatronError, ValidationFailed
 from patron.models.enums import (
     Direction,
     Gender,
@@ -27,6 +27,16 @@ from patron.models.enums import (
 from patron.validation import error_list
 
 FieldType = Literal["text", "id", "int", "money", "date", "datetime", "bool", "email", "phone", "country", "enum"]
+
+
+class InvalidMapping(ValidationFailed):
+    """A mapping, preset or file layout that cannot be used: one message for people, and
+    the field-level errors (the message itself, under `field`, when there are none)."""
+
+    def __init__(self, message: str, *, errors: list[dict[str, str]] | None = None, field: str = ""):
+        errors = errors or [{"field": field, "message": message}]
+        PatronError.__init__(self, message, detail=errors)
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -208,7 +218,7 @@ class Mapping(BaseModel):
             if field_spec(kind, name) is None:
                 errors.append({"field": f"defaults.{name}", "message": f"unknown field {name!r} for {kind}"})
         if errors:
-            raise ValidationFailed("the mapping does not fit this kind of import", errors=errors)
+            raise InvalidMapping("the mapping does not fit this kind of import", errors=errors)
 
     def missing_required(self, kind: ImportKind, present_columns: list[str]) -> list[str]:
         """Required field groups that neither a column present in the file nor a default provides."""
@@ -221,11 +231,11 @@ class Mapping(BaseModel):
 
 def parse_mapping(data: Any, *, origin: str = "mapping") -> Mapping:
     if not isinstance(data, dict):
-        raise ValidationFailed(f"{origin} must be a mapping of settings (a YAML/JSON object)", errors=[])
+        raise InvalidMapping(f"{origin} must be a mapping of settings (a YAML/JSON object)")
     try:
         return Mapping.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed(f"{origin} is not valid", errors=error_list(exc)) from None
+        raise InvalidMapping(f"{origin} is not valid", errors=error_list(exc)) from None
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -233,11 +243,11 @@ def load_mapping(path: Path) -> Mapping:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValidationFailed(f"cannot read the mapping file {path}: {exc.strerror}", errors=[]) from None
+        raise InvalidMapping(f"cannot read the mapping file {path}: {exc.strerror}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValidationFailed(f"{path.name} is not valid YAML or JSON: {exc}", errors=[]) from None
+        raise InvalidMapping(f"{path.name} is not valid YAML or JSON: {exc}") from None
     return parse_mapping(data, origin=path.name)
 
 
@@ -250,13 +260,11 @@ PRESETS: dict[str, dict[ImportKind, str]] = {
 
 def preset(name: str, kind: ImportKind) -> Mapping:
     if name not in PRESETS:
-        raise ValidationFailed(
-            f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}", errors=[{"field": "preset"}]
-        )
+        raise InvalidMapping(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}", field="preset")
     files = PRESETS[name]
     if kind not in files:
         kinds = ", ".join(sorted(files))
-        raise ValidationFailed(f"the {name} preset reads {kinds}, not {kind}", errors=[{"field": "preset"}])
+        raise InvalidMapping(f"the {name} preset reads {kinds}, not {kind}", field="preset")
     text = resources.files("patron.imports").joinpath("presets", files[kind]).read_text(encoding="utf-8")
     return parse_mapping(yaml.safe_load(text), origin=f"preset {name}")
 

@@ -18,16 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from patron.db import session_scope
-from patron.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from patron.errors import Conflict, InvalidInput, NotFound
 from patron.imports import repository
 from patron.imports.convert import convert
 from patron.imports.loaders import LoadContext, loader_for
-from patron.imports.mapping import Mapping, automatic, mapping_json, preset
+from patron.imports.mapping import InvalidMapping, Mapping, automatic, mapping_json, preset
 from patron.imports.sources import RawBatch, Reader, ReadOptions, Rejected, SourceError
 from patron.models import ImportRowError, ImportRun
 from patron.models.enums import ImportKind, ImportStatus
@@ -142,7 +142,7 @@ def start(
     chosen = resolve_mapping(kind, mapping=mapping, preset_name=preset_name, columns=columns)
     missing = chosen.missing_required(kind, columns)
     if missing:
-        raise ValidationFailed(
+        raise InvalidMapping(
             f"the file has no column for {'; '.join(missing)} (columns found: {', '.join(columns) or 'none'})",
             errors=[{"field": "mapping", "message": f"map a column to {m}"} for m in missing],
         )
@@ -193,12 +193,20 @@ def execute(
                     if progress:
                         progress(get_run(session, run_id), reader.position())
                 counters = _counters(get_run(session, run_id))
+                # The error report outlives the rollback: showing it is what a dry run is for.
+                columns = (ImportRowError.row, ImportRowError.column, ImportRowError.value, ImportRowError.reason)
+                errors = [
+                    {"run_id": run_id, **row._asdict()}
+                    for row in session.execute(select(*columns).where(ImportRowError.run_id == run_id))
+                ]
                 session.close()
                 tx.rollback()
             with session_scope(engine) as session:
                 run = get_run(session, run_id)
                 for name, value in counters.items():
                     setattr(run, name, value)
+                if errors:
+                    session.execute(insert(ImportRowError), errors)
         else:
             for raw in batches:
                 with session_scope(engine) as session:
@@ -262,14 +270,14 @@ def _whole_orders(batches: Iterator[RawBatch], kind: ImportKind, mapping: Mappin
             batch = _concat(held, batch)
             held = None
         keys = batch.columns.get(column) or []
-        if len(keys) > 1:
-            last = keys[-1]
+        if keys:
+            # The last order may go on in the next batch (even when it fills this one).
             i = len(keys) - 1
-            while i > 0 and keys[i - 1] == last:
+            while i > 0 and keys[i - 1] == keys[-1]:
                 i -= 1
-            if i > 0:
-                batch, held = _split(batch, i)
-        yield batch
+            batch, held = _split(batch, i)
+        if batch.records:
+            yield batch
     if held is not None:
         yield held
 

@@ -67,11 +67,25 @@ def is_gzip(path: Path) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
+class _GzipReader(gzip.GzipFile):
+    """A gzip stream that closes the file under it too (GzipFile leaves a given one open)."""
+
+    def __init__(self, raw: IO[bytes]):
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
 def open_binary(path: Path, tracker: list | None = None) -> IO[bytes]:
     raw = path.open("rb")
     if tracker is not None:
         tracker[:] = [raw]
-    return gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip(path) else raw
+    return _GzipReader(raw) if is_gzip(path) else raw
 
 
 def detect_format(path: Path) -> FileFormat:
@@ -102,8 +116,10 @@ def detect_encoding(path: Path) -> str:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of the sample is still UTF-8.
-        if exc.start < len(head) - 3:
+        # A multi-byte character cut at the end of the sample is still UTF-8 (only when the
+        # sample is cut: a whole file ending in "José\n" is Latin-1).
+        cut = len(head) == SNIFF_BYTES and exc.reason == "unexpected end of data"
+        if not cut:
             return "latin-1"
     return "utf-8"
 
@@ -136,6 +152,8 @@ def sniff_delimiter(path: Path, encoding: str) -> str:
 
 def _bad_bytes(values: list[str], encoding: str) -> Rejected | None:
     for i, value in enumerate(values):
+        if value is None:  # a key missing from a JSON line
+            continue
         if "\x00" in value:
             return Rejected(row=0, column=str(i + 1), value=value.replace("\x00", "\\0")[:100], reason=NUL_REASON)
         if _SURROGATE.search(value):

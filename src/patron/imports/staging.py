@@ -28,10 +28,10 @@ def create(conn: Connection, name: str, columns: dict[str, str], *, index: tuple
     """A temporary table dropped at the end of the transaction (by `drop` on SQLite),
     indexed on the columns the set-based statements look rows up by."""
     cols = ", ".join(f"{col} {_sql_type(conn, kind)}" for col, kind in columns.items())
+    _drop_earlier(conn, name)
     if is_pg(conn):
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
     else:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols})")
     for col in index:
         conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
@@ -44,15 +44,21 @@ def create_as(conn: Connection, name: str, select_sql: str, *, index: tuple[str,
 
     PostgreSQL never analyses temporary tables by itself and plans the joins badly
     without statistics; SQLite's planner does well on the indexes alone."""
+    _drop_earlier(conn, name)
     if is_pg(conn):
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {select_sql}")
     else:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
         conn.exec_driver_sql(f"CREATE TEMP TABLE {name} AS {select_sql}")
     for col in index:
         conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
     if is_pg(conn):
         conn.exec_driver_sql(f"ANALYZE {name}")
+
+
+def _drop_earlier(conn: Connection, name: str) -> None:
+    """Drop an earlier batch's table of this name. SQLite keeps temporary tables for the
+    connection; PostgreSQL drops them at commit, but a dry run's batches share one transaction."""
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {'pg_temp' if is_pg(conn) else 'temp'}.{name}")
 
 
 def drop(conn: Connection, *names: str) -> None:
