@@ -216,7 +216,8 @@ def _check_rows(sales: pl.DataFrame) -> tuple[list[Rejected], pl.DataFrame]:
         sales = sales.with_columns(pl.lit(None, dtype=pl.Int64).alias("_amount"))
     checks = [
         (
-            pl.col("customer_id").is_null() & pl.col("customer_email").is_null(),
+            # Per order: exports such as Shopify's give the email on an order's first row only.
+            (pl.col("customer_id").is_null() & pl.col("customer_email").is_null()).all().over("order_id"),
             "no customer id or email (a guest sale): skipped",
             "customer_id",
         )
@@ -420,13 +421,19 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
         index=("order_ext",),
     )
     started = _ts_literal(conn, ctx.run_started_at)
+    # Returns recorded in Patron set an order's status; a file saying only 'placed' (the
+    # default) must not undo that when the same order is imported again.
+    kept_status = (
+        "CASE WHEN o.status IN ('partially_returned', 'returned') AND r.status = 'placed' THEN o.status "
+        "ELSE r.status END"
+    )
     header_differs = " OR ".join(
         [
             d("o.customer_id", "r.cid"),
             d("o.placed_at", "r.placed_at"),
             d("o.channel", "r.channel"),
             d("o.store_id", "r.store_id"),
-            d("o.status", "r.status"),
+            d("o.status", kept_status),
             d("o.currency", "r.currency"),
             *(d(c(f"o.{m}"), f"r.{m}") for m in ("subtotal", "discount", "shipping_fee", "tax", "total")),
         ]
@@ -451,7 +458,7 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
         conn,
         "fin_orders",
         f"SELECT r.*, {reject} AS reject, CASE WHEN o.id IS NULL THEN 0 WHEN ({header_differs}) THEN 1 ELSE 0 END "
-        "AS changed, CASE WHEN cl.order_ext IS NULL THEN 0 ELSE 1 END AS lines_changed, "
+        f"AS changed, CASE WHEN cl.order_ext IS NULL THEN 0 ELSE 1 END AS lines_changed, {kept_status} AS kept_status, "
         f"CASE WHEN r.order_id IS NULL THEN {new_id} END AS new_id "
         f"FROM (SELECT r.*, COALESCE(r.customer_id, {stubbed}) AS cid FROM res_orders r) r "
         "LEFT JOIN orders o ON o.id = r.order_id LEFT JOIN missing_products mp ON mp.order_ext = r.order_ext "
@@ -468,9 +475,11 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
         f"{m('f.subtotal')}, {m('f.discount')}, {m('f.shipping_fee')}, {m('f.tax')}, {m('f.total')}, {now}, {now} "
         f"FROM fin_orders f WHERE {ok} AND f.order_id IS NULL"
     )
-    sets = [f"{f} = f.{f}" for f in ("placed_at", "channel", "store_id", "status", "currency")] + [
-        f"{f} = {m('f.' + f)}" for f in ("subtotal", "discount", "shipping_fee", "tax", "total")
-    ]
+    sets = (
+        [f"{f} = f.{f}" for f in ("placed_at", "channel", "store_id", "currency")]
+        + ["status = f.kept_status"]
+        + [f"{f} = {m('f.' + f)}" for f in ("subtotal", "discount", "shipping_fee", "tax", "total")]
+    )
     x(
         f"UPDATE orders SET customer_id = f.cid, {', '.join(sets)}, updated_at = {now} FROM fin_orders f "
         f"WHERE orders.id = f.order_id AND {ok} AND (f.changed = 1 OR f.lines_changed = 1)"
