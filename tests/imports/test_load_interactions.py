@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -213,11 +212,6 @@ H1,10/01/2026,call,phone,
     assert len(interactions(h.engine)) == 1
 
 
-@pytest.mark.xfail(
-    reason="convert.ENUM_ALIASES['channel'] (meant for order sales channels) turns the interaction channel "
-    "'web' into 'online', which interactions refuse",
-    strict=False,
-)
 def test_the_web_channel_is_accepted(loader_harness):
     h = loader_harness
     add_customers(h.engine, "H1")

@@ -69,7 +69,9 @@ def country_codes() -> dict[str, str]:
 
 
 def _blank_to_null(s: pl.Series) -> pl.Series:
-    s = s.cast(pl.String).str.strip_chars()
+    # A leading apostrophe before a number is a spreadsheet's "keep this as text" guard
+    # (Shopify exports ids and postcodes that way), not part of the value.
+    s = s.cast(pl.String).str.strip_chars().str.replace(r"^'([+\d])", "$1")
     return pl.select(pl.when(s.str.len_chars() == 0).then(None).otherwise(s)).to_series()
 
 
@@ -276,9 +278,12 @@ def _parse(spec: FieldSpec, raw, cmap, column, mapping, default_country, now, fl
         return out.alias(name)
     if spec.type == "enum":
         out = raw.str.to_lowercase().str.replace_all(r"[\s-]", "_")
-        if name in ENUM_ALIASES:
-            out = out.replace(ENUM_ALIASES[name])
         choices = list(spec.choices or ())
+        # Only aliases that lead to this field's values: "web" means online for an order's
+        # sales channel, but is itself a valid interaction channel.
+        aliases = {k: v for k, v in ENUM_ALIASES.get(name, {}).items() if v in choices and k not in choices}
+        if aliases:
+            out = out.replace(aliases)
         flag(out.is_not_null() & ~out.is_in(choices), column, raw, f"must be one of {', '.join(choices)}")
         return out.alias(name)
     raise AssertionError(f"unhandled field type {spec.type}")

@@ -83,9 +83,6 @@ COLUMNS = {
     "consent_sms": "int",
 }
 # Spreadsheet exports (Shopify's among them) write "'0123" so Excel keeps leading zeros.
-EXCEL_GUARDED = ("customer_id", "postal_code")
-
-
 def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
     conn, source = ctx.conn, ctx.mapping.source
     out = Outcome()
@@ -118,10 +115,6 @@ def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
 def _prepare(frame: pl.DataFrame) -> tuple[list[Rejected], pl.DataFrame]:
     """Split full names, normalise names, and settle rows that repeat a customer in the batch."""
     rejected: list[Rejected] = []
-    for col in EXCEL_GUARDED:
-        if col in frame.columns:
-            stripped = pl.col(col).str.strip_prefix("'").str.strip_chars()
-            frame = frame.with_columns(pl.when(stripped.str.len_chars() > 0).then(stripped).alias(col))
     if "name" in frame.columns:
         frame = _split_names(frame)
         for col in ("first_name", "last_name"):
