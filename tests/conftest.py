@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from patron import migrate
 from patron.db import make_engine
@@ -43,7 +44,9 @@ class DatabaseFactory:
         name = f"patron_test_{uuid.uuid4().hex[:12]}"
         if self.backend == "sqlite":
             return f"sqlite:///{self.tmp.mktemp('db') / (name + '.db')}"
-        server = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        # No pool: an idle server connection kept per created database would use up
+        # max_connections in a run with many fresh databases.
+        server = make_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         try:
             with server.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
