@@ -80,7 +80,9 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str, sort_col: InstrumentedAttribute) -> tuple[Any, Any]:
-    return decode_cursor_values(cursor, sort_col.type.python_type, int)
+    # A TypeDecorator such as UTCDateTime reports `object`; the type it wraps knows better.
+    col_type = getattr(sort_col.type, "impl_instance", sort_col.type)
+    return decode_cursor_values(cursor, col_type.python_type, int)
 
 
 def decode_cursor_values(cursor: str, *types: type) -> tuple[Any, ...]:

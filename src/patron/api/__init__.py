@@ -56,7 +56,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.settings = settings
-    app.state.sessionmaker = session_factory(engine or get_engine())
+    app.state.engine = engine or get_engine()  # also for work that outlives a request (imports)
+    app.state.sessionmaker = session_factory(app.state.engine)
 
     _add_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
@@ -74,11 +75,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 def api_routers() -> list[APIRouter]:
     """Every REST router, in the order they appear in the OpenAPI document."""
     from patron.customers.endpoints import router as customers
+    from patron.imports.endpoints import router as imports
     from patron.interactions.endpoints import router as interactions
     from patron.orders.endpoints import router as orders
     from patron.products.endpoints import router as products
 
-    return [customers, products, orders, interactions]
+    return [customers, products, orders, interactions, imports]
 
 
 class BodyLimitMiddleware:

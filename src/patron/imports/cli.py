@@ -193,7 +193,7 @@ def _print_summary(run, errors: Path | None) -> None:
         console.print("[yellow]Dry run: nothing was saved.[/]")
     if run.rejected:
         where = f"written to {errors}" if errors else f"see `patron imports --errors {run.id}` or the web UI"
-        console.print(f"{run.rejected:,} rows rejected: {where}.")
+        console.print(f"{run.rejected:,} row{'' if run.rejected == 1 else 's'} rejected: {where}.")
 
 
 def imports_command(

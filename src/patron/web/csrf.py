@@ -30,23 +30,37 @@ def new_token(request: Request) -> str:
     return request.session[SESSION_KEY]
 
 
-async def verify_csrf(request: Request) -> None:
-    """Router dependency: refuse any unsafe request whose form lacks the session's token.
+def streams_form(page):
+    """Mark a page that reads its (large, multipart) body itself instead of request.form().
 
-    Runs before the page's own dependencies and body, so a refused request writes nothing.
-    The parsed form is kept on request.state for the page (see forms.FormDep).
+    verify_csrf leaves its body alone; the page must call check_token() before it acts on
+    anything sent, e.g. before writing an uploaded file.
     """
-    if request.method in SAFE_METHODS:
-        return
-    form = await request.form()
+    page.streams_form = True
+    return page
+
+
+def check_token(request: Request, sent: object) -> None:
+    """Refuse unless `sent` is the session's token."""
     expected = request.session.get(SESSION_KEY)
-    sent = form.get(FIELD)
     if not (isinstance(expected, str) and expected and isinstance(sent, str) and sent) or not hmac.compare_digest(
         sent.encode(), expected.encode()
     ):
         raise PermissionDenied(
             "This form has expired or did not come from this site. Go back, reload the page and try again."
         )
+
+
+async def verify_csrf(request: Request) -> None:
+    """Router dependency: refuse any unsafe request whose form lacks the session's token.
+
+    Runs before the page's own dependencies and body, so a refused request writes nothing.
+    The parsed form is kept on request.state for the page (see forms.FormDep).
+    """
+    if request.method in SAFE_METHODS or getattr(request.scope.get("endpoint"), "streams_form", False):
+        return
+    form = await request.form()
+    check_token(request, form.get(FIELD))
     # PostgreSQL text cannot hold NUL; refuse it up front like the API does.
     refuse_nul(form.multi_items())
     request.state.form = form
