@@ -606,3 +606,123 @@ def test_every_file_format_imports_the_same_orders(imp, fmt):
     }
     assert imp.scalar("SELECT name FROM products WHERE sku = 'MUG'") == "Mugé"
     assert {k: v[5] for k, v in imp.orders().items()} == {"A1": d("13.50"), "B2": d("14.00")}
+
+
+# -- batch size and interruptions never change the outcome ----------------------------------------------
+
+MESSY = f"""{HEADER}
+A1,c1,2024-01-02,MUG,Mug,2,5.00
+
+A1,c1,2024-01-02,TEA,Tea,1,3.50
+B2,c2,2024-01-03,TEA,Tea,1,3.50
+B2,c2,2024-01-03,"MUG"x,Mug,1,5.00
+B2,c2,2024-01-03,SPOON,Spoon,1,1.00
+C3,c3,2024-01-04,MUG,Mug,1,5.00
+"oops
+D4,c4,2024-01-05,TEA,Tea,3,3.50
+D4,c4,2024-01-05,MUG,Mug,0,5.00
+E5,c1,2024-01-06,SPOON,Spoon,10,1.00
+E5,c1,2024-01-06,MUG,Mug,1,5.00
+E5,c1,2024-01-06,TEA,Tea,1,3.50
+"""
+
+
+def outcome(imp: Imports, run: ImportRun):
+    return counts(run), imp.errors(run.id), imp.lines(), {k: v[1:] for k, v in imp.orders().items()}
+
+
+@pytest.fixture
+def reference(database_factory, tmp_path_factory):
+    """MESSY imported in one batch, in a database of its own."""
+    engine = database_factory.new_engine()
+    try:
+        ref = Imports(engine, tmp_path_factory.mktemp("reference"))
+        yield outcome(ref, ref.run(MESSY, **STUBS))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 7])
+def test_the_batch_size_does_not_change_the_outcome(imp, reference, batch_size):
+    run = imp.run(MESSY, batch_size=batch_size, **STUBS)
+    assert outcome(imp, run) == reference
+    assert run.records_done == 8  # the unclosed quote's record runs to the end of the file
+
+
+def test_messy_file_outcome_in_detail(reference):
+    run_counts, errors, lines, orders = reference
+    # A1 has an empty line inside (reported, harmless); B2 has an unreadable row inside, so it
+    # goes whole; the unclosed quote after C3 swallows the rest of the file as one record.
+    assert run_counts == (8, 3, 0, 0, 5)
+    assert set(orders) == {"A1", "C3"}
+    because = "order B2 has a rejected row (6), so none of it is imported"
+    assert errors == [
+        (3, "", "", "empty line"),
+        (5, "order_id", "B2", because),
+        (6, "", "", "stray quote: ',' expected after '\"' (quote the whole field and double any quote inside it)"),
+        (7, "order_id", "B2", because),
+        (9, "", "", "a quote opened on line 9 is never closed (the record runs to line 14, the end of the file)"),
+    ]
+    assert lines["A1"] == [(1, "MUG", 2, d("5.00"), d("0")), (2, "TEA", 1, d("3.50"), d("0"))]
+
+
+CLEAN = three_line_orders(6).replace(
+    "\nO2,", "\n\nO2,", 1
+)  # an empty line in the middle: rejected records count towards the resume offset too
+
+
+def as_format(tmp_path: Path, fmt: str) -> Path:
+    rows = list(csv.reader(io.StringIO(CLEAN)))
+    names, body = rows[0], rows[1:]
+    if fmt == "csv":
+        return _write(tmp_path / "o.csv", CLEAN.encode())
+    if fmt == "csv.gz":
+        return _write(tmp_path / "o.csv.gz", gzip.compress(CLEAN.encode()))
+    body = [r for r in body if r]
+    if fmt == "jsonl":
+        data = "".join(json.dumps(dict(zip(names, r, strict=True))) + "\n" for r in body)
+        return _write(tmp_path / "o.jsonl", data.encode())
+    path = tmp_path / "o.parquet"
+    pq.write_table(pa.table({n: [r[i] for r in body] for i, n in enumerate(names)}), path, row_group_size=4)
+    return path
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+class Interrupted(BaseException):
+    """Stands in for a kill: escapes execute() like KeyboardInterrupt, leaving the run 'running'."""
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz", "jsonl", "parquet"])
+@pytest.mark.parametrize("stop_after", [1, 2, 4])
+def test_an_interrupted_import_resumes_exactly(imp, fmt, stop_after):
+    path = as_format(imp.tmp_path, fmt)
+    run_id = imp.start(path, **STUBS)
+    seen = []
+
+    def crash(run, _position):
+        seen.append(run.records_done)
+        if len(seen) == stop_after:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        service.execute(imp.engine, run_id, batch_size=4, progress=crash)
+    # The batch being written when it stopped was rolled back; the ones before are in.
+    committed = seen[-2] if len(seen) > 1 else 0
+    with session_scope(imp.engine) as session:
+        run = service.resumable_run(session)
+        assert (run.id, run.status, run.records_done) == (run_id, "running", committed)
+    assert imp.count("order_lines") == imp.scalar("SELECT inserted FROM import_runs")
+
+    run = service.execute(imp.engine, run_id, batch_size=4)
+
+    total = 19 if fmt.startswith("csv") else 18
+    assert run.status == "completed"
+    assert (run.rows_read, run.records_done, run.inserted, run.updated, run.unchanged) == (total, total, 18, 0, 0)
+    assert run.rejected == total - 18
+    assert imp.count("orders") == 6 and imp.count("order_lines") == 18
+    assert set(imp.lines()) == {f"O{i}" for i in range(6)}
+    assert all(len(lines) == 3 for lines in imp.lines().values())

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from patron.imports import staging as st
 from patron.imports.loaders import LoadContext, Outcome, reject_rows
-from patron.imports.sources import Rejected
+from patron.imports.sources import EMPTY_LINE, Rejected
 
 ORDER_STAGE = {
     "order_ext": "text",
@@ -147,6 +147,8 @@ def _reject_orders_of_bad_rows(frame: pl.DataFrame, ctx: LoadContext) -> tuple[l
     # order belongs to it. (Between two orders it is only reported: it may be either's.)
     unreadable = []
     for r in ctx.batch.rejected:
+        if r.reason == EMPTY_LINE:
+            continue
         i = bisect.bisect(rows, r.row)
         if 0 < i < len(rows) and ids[i - 1] is not None and (ids[i] or "").strip() == ids[i - 1].strip():
             unreadable.append((ids[i - 1].strip(), r.row))

@@ -28,6 +28,7 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 NUL_REASON = "contains a NUL character, which no text field may hold"
+EMPTY_LINE = "empty line"  # reported, but it holds no data: no record of an order
 
 
 class SourceError(Exception):
@@ -222,7 +223,7 @@ class Reader:
                     continue
                 last = reader.line_num
                 if not values or (len(values) == 1 and not values[0].strip()):
-                    yield start, None, "empty line"
+                    yield start, None, EMPTY_LINE
                     continue
                 if expected is None:
                     expected = len(values)
@@ -246,7 +247,7 @@ class Reader:
                     expected = len(values)
                     continue
                 if not values:
-                    yield number, None, "empty line"
+                    yield number, None, EMPTY_LINE
                     continue
                 if expected is None:
                     expected = len(values)
@@ -260,7 +261,7 @@ class Reader:
         with _text(self.path, self.encoding, self._file) as f:
             for number, line in enumerate(f, start=1):
                 if not line.strip():
-                    yield number, None, "empty line"
+                    yield number, None, EMPTY_LINE
                     continue
                 try:
                     obj = json.loads(line)
