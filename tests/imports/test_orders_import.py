@@ -726,3 +726,19 @@ def test_an_interrupted_import_resumes_exactly(imp, fmt, stop_after):
     assert imp.count("orders") == 6 and imp.count("order_lines") == 18
     assert set(imp.lines()) == {f"O{i}" for i in range(6)}
     assert all(len(lines) == 3 for lines in imp.lines().values())
+
+
+def test_bytes_not_in_the_files_encoding_reject_the_row_and_its_order(imp):
+    content = (
+        f"{HEADER}\nA1,c1,2024-01-02,MUG,Mug,1,5.00\nA1,c1,2024-01-02,TEA,Th\xe9 vert,1,3.50\n"
+        "A1,c1,2024-01-02,SPOON,Spoon,1,1.00\nB2,c2,2024-01-03,TEA,Tea,1,3.50\n"
+    ).encode("latin-1")
+    run = imp.run(content, encoding="utf-8", **STUBS)
+    assert counts(run) == (4, 1, 0, 0, 3)
+    errors = imp.errors(run.id)
+    assert errors[1] == (3, "product_name", "Thé vert", "bytes that are not valid utf-8 (try --encoding latin-1)")
+    assert [e[0] for e in errors] == [2, 3, 4] and set(imp.orders()) == {"B2"}
+    # Read as Latin-1 (what the autodetection picks for this file) the same file imports whole.
+    again = imp.run(content, **STUBS)
+    assert counts(again) == (4, 3, 0, 1, 0)  # B2 is already in
+    assert imp.scalar("SELECT name FROM products WHERE sku = 'TEA'") == "Tea"  # the stub keeps its first name
