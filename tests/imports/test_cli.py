@@ -294,17 +294,13 @@ def write_big_orders(path: Path, n_orders: int) -> pl.DataFrame:
     return raw
 
 
-def patron_process(*args: str | Path, url: str) -> subprocess.Popen:
-    """`patron ...` in a process of its own (patron.cli has no __main__, so call its app)."""
+def patron_process(*args: str | Path, url: str, output: Path) -> subprocess.Popen:
+    """`patron ...` in a process of its own, printing to `output` (a file, so a full pipe
+    never stalls it). patron.cli has no __main__, so the process calls its app."""
     env = {**os.environ, "PATRON_DATABASE_URL": url, "COLUMNS": "200"}
     code = "import sys; from patron.cli import app; sys.exit(app(prog_name='patron'))"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with output.open("w") as out:
+        return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, stdout=out, stderr=out)
 
 
 def test_an_import_killed_halfway_resumes_from_the_last_committed_batch(db_url, tmp_path):
@@ -315,16 +311,21 @@ def test_an_import_killed_halfway_resumes_from_the_last_committed_batch(db_url, 
     assert rows > 5 * batch  # several committed batches before the end
     engine = make_engine(db_url)
 
-    proc = patron_process("import", "orders", source, "--unknown", "stub", "--batch-size", batch, url=db_url)
+    first_log = tmp_path / "first.log"
+    proc = patron_process(
+        "import", "orders", source, "--unknown", "stub", "--batch-size", batch, url=db_url, output=first_log
+    )
     try:
         done = 0
-        while proc.poll() is None:
+        give_up = time.monotonic() + 900  # a hang guard, not a speed check
+        while proc.poll() is None and time.monotonic() < give_up:
             with engine.connect() as conn:
                 done = conn.execute(text("SELECT COALESCE(MAX(records_done), 0) FROM import_runs")).scalar_one()
             if done > 2 * batch:  # at least three batches committed
                 break
             time.sleep(0.02)
-        assert proc.poll() is None, f"the import ended before it could be killed:\n{proc.communicate()[0]}"
+        assert proc.poll() is None, f"the import ended before it could be killed:\n{first_log.read_text()}"
+        assert done > 2 * batch, f"no batch committed:\n{first_log.read_text()}"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
@@ -341,8 +342,10 @@ def test_an_import_killed_halfway_resumes_from_the_last_committed_batch(db_url, 
     assert 0 < done < rows and read == done
     assert lines_before == done  # every row of every committed batch is a line, and nothing more
 
-    resumed = patron_process("import", "--resume", "--batch-size", batch, url=db_url)
-    output, _ = resumed.communicate(timeout=900)
+    resumed_log = tmp_path / "resumed.log"
+    resumed = patron_process("import", "--resume", "--batch-size", batch, url=db_url, output=resumed_log)
+    resumed.wait(timeout=900)
+    output = resumed_log.read_text()
     assert resumed.returncode == 0, output
     assert f"Resuming import {run_id} (big_orders.csv) after {done:,} rows." in output
 
