@@ -170,10 +170,12 @@ def tokens_revoke(
 
 def _register_domains() -> None:
     from patron.demo.cli import register as register_demo
+    from patron.identity.cli import register as register_identity
     from patron.imports.cli import register as register_imports
 
     register_demo(app)
     register_imports(app)
+    register_identity(app)
 
 
 _register_domains()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, NoReturn
 
@@ -56,6 +57,63 @@ def normalise_phone(value: str, default_country: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise ValueError("not a valid phone number for its country")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def canonical_email(email: str) -> str:
+    """The mailbox an address reaches: lower-cased, +tag removed, Gmail dots and googlemail.com folded.
+
+    identity/repository.py computes the same in SQL; keep the two in step.
+    """
+    email = email.strip().lower()
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return email
+    untagged = local.split("+", 1)[0]
+    local = untagged or local  # "+x@shop.example" has no tag to remove, only a local part
+    if domain in _GMAIL_DOMAINS:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+# Lower-case when they join a surname ("van der Berg", "da Silva"), not when they are all of it.
+_NAME_PARTICLES = frozenset(
+    {"al", "bin", "da", "das", "de", "del", "della", "der", "di", "do", "dos", "du", "la", "le", "ten", "ter", "van",
+     "von", "zu"}
+)  # fmt: skip
+_NAME_SEPARATORS = re.compile(r"([-'’])")
+
+
+def normalise_name(name: str) -> str:
+    """Strip and collapse whitespace; title-case a name typed all in lower or upper case.
+
+    Mixed case is taken as the person's own spelling ("DeVito", "McKenzie") and kept.
+    """
+    name = " ".join(name.split())
+    if not (name.islower() or name.isupper()):
+        return name
+    words = [_lower(w) for w in name.split(" ")]
+    out = []
+    for i, word in enumerate(words):
+        if word in _NAME_PARTICLES and i < len(words) - 1:
+            out.append(word)
+        else:
+            out.append("".join(_capitalise(part) for part in _NAME_SEPARATORS.split(word)))
+    return " ".join(out)
+
+
+def _lower(text: str) -> str:
+    # Per character, skipping the few whose case mapping changes length ("İ" -> "i̇").
+    return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+
+
+def _capitalise(part: str) -> str:
+    if part.startswith("mc") and len(part) > 2:
+        return "Mc" + _capitalise(part[2:])
+    first = part[:1].upper()
+    return (first if len(first) == 1 else part[:1]) + part[1:]
 
 
 def reject_nulls(model, *fields: str) -> None:

@@ -75,12 +75,15 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 def api_routers() -> list[APIRouter]:
     """Every REST router, in the order they appear in the OpenAPI document."""
     from patron.customers.endpoints import router as customers
+    from patron.identity.endpoints import router as identity
     from patron.imports.endpoints import router as imports
     from patron.interactions.endpoints import router as interactions
     from patron.orders.endpoints import router as orders
     from patron.products.endpoints import router as products
 
-    return [customers, products, orders, interactions, imports]
+    # identity first: its /customers/duplicates and /customers/merges would otherwise be
+    # taken for /customers/{customer_id}.
+    return [identity, customers, products, orders, interactions, imports]
 
 
 class BodyLimitMiddleware:

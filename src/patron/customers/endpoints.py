@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from patron.api.deps import CustomerDeleter, CustomerWriter, PathId, Reader, SessionDep
 from patron.customers import service
@@ -21,6 +22,24 @@ from patron.models.enums import Gender
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 Limit = Annotated[int, Query(ge=1, le=500)]
+MOVED: dict[int | str, dict] = {
+    307: {
+        "description": "The customer was merged into another: the same request on the survivor",
+        "headers": {"Location": {"description": "The survivor's URL", "schema": {"type": "string"}}},
+    }
+}
+
+
+def _to_survivor(request: Request, session, customer_id: int) -> RedirectResponse | None:
+    """A 307 to the same read on the survivor when `customer_id` was merged into another customer."""
+    survivor = service.resolve_customer_id(session, customer_id)
+    if survivor == customer_id:
+        return None
+    # /api/v1/customers/{id}/rest -> the same with the survivor's id (as typed, "007" is id 7 too).
+    prefix, _, rest = request.url.path.partition("/customers/")
+    _, slash, tail = rest.partition("/")
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"{prefix}/customers/{survivor}{slash}{tail}{query}", status_code=307)
 
 
 @router.get("", response_model=CustomerPage, summary="List and search customers")
@@ -65,8 +84,10 @@ def create_customer(data: CustomerCreate, session: SessionDep, principal: Custom
     return service.create_customer(session, data=data, user_id=principal.user_id)
 
 
-@router.get("/{customer_id}", response_model=Customer, summary="Read a customer")
-def get_customer(customer_id: PathId, session: SessionDep, _: Reader):
+@router.get("/{customer_id}", response_model=Customer, summary="Read a customer", responses=MOVED)
+def get_customer(customer_id: PathId, session: SessionDep, _: Reader, request: Request):
+    if moved := _to_survivor(request, session, customer_id):
+        return moved
     return service.get_customer(session, customer_id)
 
 
@@ -81,19 +102,28 @@ def delete_customer(customer_id: PathId, session: SessionDep, _: CustomerDeleter
     return Response(status_code=204)
 
 
-@router.get("/{customer_id}/360", response_model=Customer360, summary="Profile, consents, KPIs and timeline")
+@router.get(
+    "/{customer_id}/360", response_model=Customer360, summary="Profile, consents, KPIs and timeline", responses=MOVED
+)
 def customer_360(
     customer_id: PathId,
     session: SessionDep,
     _: Reader,
+    request: Request,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ):
+    if moved := _to_survivor(request, session, customer_id):
+        return moved
     return service.customer_360(session, customer_id, cursor=cursor, limit=limit)
 
 
-@router.get("/{customer_id}/consents", response_model=list[Consent], summary="Current consent, or its history")
-def list_consents(customer_id: PathId, session: SessionDep, _: Reader, history: bool = False):
+@router.get(
+    "/{customer_id}/consents", response_model=list[Consent], summary="Current consent, or its history", responses=MOVED
+)
+def list_consents(customer_id: PathId, session: SessionDep, _: Reader, request: Request, history: bool = False):
+    if moved := _to_survivor(request, session, customer_id):
+        return moved
     if history:
         return service.consent_history(session, customer_id)
     return service.current_consents(session, customer_id)

@@ -123,8 +123,10 @@ def create_customer(request: Request, session: SessionDep, principal: PageCustom
 
 @router.get("/{customer_id}/edit", response_class=HTMLResponse)
 def edit_customer_form(request: Request, session: SessionDep, _: PageCustomerWriter, customer_id: CustomerId):
-    """The customer form filled with the stored values."""
+    """The customer form filled with the stored values (the survivor's, for a merged customer)."""
     customer = service.get_customer(session, customer_id)
+    if customer.merged_into_id is not None:
+        return RedirectResponse(f"/customers/{customer.merged_into_id}/edit", status_code=303)
     return _form_page(request, customer=customer, values=_stored_values(customer), errors={})
 
 
@@ -205,8 +207,11 @@ def _form_error(request: Request, exc: Exception, *, customer, form: FormData) -
 @router.get("/{customer_id}", response_class=HTMLResponse)
 def customer_360(
     request: Request, session: SessionDep, _: PageReader, customer_id: CustomerId, cursor: str = ""
-) -> HTMLResponse:
-    """Profile, KPIs, consents and the merged timeline, newest first."""
+) -> Response:
+    """Profile, KPIs, consents and the merged timeline, newest first; a merged customer's is the survivor's."""
+    survivor = service.resolve_customer_id(session, customer_id)
+    if survivor != customer_id:
+        return RedirectResponse(f"/customers/{survivor}", status_code=303)
     return _360_page(request, session, customer_id, cursor=cursor)
 
 
@@ -223,8 +228,8 @@ def add_note(
             request, session, customer_id, note={"body": body, "subject": subject}, note_errors=field_errors(exc)
         )
         raise PageResponse(page) from None
-    interactions.create_interaction(session, data=data, user_id=principal.user_id)
-    return RedirectResponse(f"/customers/{customer_id}#timeline", status_code=303)
+    note = interactions.create_interaction(session, data=data, user_id=principal.user_id)
+    return RedirectResponse(f"/customers/{note.customer_id}#timeline", status_code=303)
 
 
 def _360_page(
@@ -236,7 +241,10 @@ def _360_page(
     note: dict[str, str] | None = None,
     note_errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    from patron.identity import service as identity
+
     view = service.customer_360(session, customer_id, cursor=cursor or None, limit=TIMELINE_SIZE)
+    merged_from = identity.recent_merges(session, survivor_id=customer_id, active_only=True, limit=10)
     profile = view.profile
     name = f"{profile.first_name} {profile.last_name}".strip() or profile.email or f"Customer {profile.id}"
     return render(
@@ -250,6 +258,7 @@ def _360_page(
             "cursor": cursor,
             "note": note or {"body": "", "subject": ""},
             "note_errors": note_errors or {},
+            "merged_from": merged_from,
         },
         status_code=422 if note_errors else 200,
     )

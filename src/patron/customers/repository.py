@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from patron.models import ConsentEvent, Customer, CustomerExternalId
 
@@ -36,14 +36,18 @@ def list_query(
     external_source: str | None = None,
     external_id: str | None = None,
 ) -> Select:
-    """Customers matching every given filter; `q` searches name, email and phone."""
-    stmt = select(Customer)
+    """Live customers matching every given filter; `q` searches name, email and phone.
+
+    Merged customers are hidden, but an email, phone or external id that only a merged
+    record still holds finds its survivor.
+    """
+    stmt = select(Customer).where(Customer.merged_into_id.is_(None))
     if q:
         stmt = stmt.where(_search_condition(q))
     if email:
-        stmt = stmt.where(Customer.email == email.strip().lower())
+        stmt = stmt.where(Customer.id.in_(_survivors_where(lambda c: c.email == email.strip().lower())))
     if phone:
-        stmt = stmt.where(Customer.phone == phone)
+        stmt = stmt.where(Customer.id.in_(_survivors_where(lambda c: c.phone == phone)))
     if country:
         stmt = stmt.where(Customer.country == country.upper())
     if city:
@@ -56,8 +60,14 @@ def list_query(
         match = select(CustomerExternalId.customer_id).where(CustomerExternalId.external_id == external_id)
         if external_source:
             match = match.where(CustomerExternalId.source == external_source)
-        stmt = stmt.where(Customer.id.in_(match))
+        stmt = stmt.where(Customer.id.in_(_survivors_where(lambda c: c.id.in_(match))))
     return stmt
+
+
+def _survivors_where(condition):
+    """Ids of the live customers that the customers matching `condition` are, or were merged into."""
+    owner = aliased(Customer)
+    return select(func.coalesce(owner.merged_into_id, owner.id)).where(condition(owner))
 
 
 def _search_condition(q: str):
@@ -116,9 +126,14 @@ def count_created_by_month(session: Session, since) -> list[tuple[str, int]]:
     from patron.sqlfunctions import year_month
 
     month = year_month(Customer.created_at)
-    stmt = select(month, func.count()).where(Customer.created_at >= since).group_by(month).order_by(month)
+    stmt = (
+        select(month, func.count())
+        .where(Customer.created_at >= since, Customer.merged_into_id.is_(None))
+        .group_by(month)
+        .order_by(month)
+    )
     return [(m, n) for m, n in session.execute(stmt)]
 
 
 def count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Customer)) or 0
+    return session.scalar(select(func.count()).select_from(Customer).where(Customer.merged_into_id.is_(None))) or 0

@@ -31,7 +31,7 @@ from patron.models.enums import (
     MaritalStatus,
 )
 from patron.settings import get_settings
-from patron.validation import FieldError, InputModel, Money, normalise_phone
+from patron.validation import FieldError, InputModel, Money, normalise_name, normalise_phone
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -94,6 +94,7 @@ def Text(max_length: int):
     return Annotated[Annotated[str, Field(max_length=max_length)] | None, BeforeValidator(_blank_to_none)]
 
 
+Name = Annotated[str, Field(max_length=100), AfterValidator(normalise_name)]
 Email = Annotated[EmailStr | None, BeforeValidator(_blank_to_none), AfterValidator(_email)]
 Phone = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_phone)]
 Country = Annotated[str | None, BeforeValidator(_blank_to_none), AfterValidator(_country)]
@@ -140,8 +141,8 @@ class _CustomerFields(InputModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    first_name: str = Field(default="", max_length=100)
-    last_name: str = Field(default="", max_length=100)
+    first_name: Name = ""
+    last_name: Name = ""
     email: Email = None
     phone: Phone = None
     birthday: PastDate = None

@@ -36,9 +36,28 @@ _MAX_ID = 2**31 - 1  # the largest INTEGER id on every backend
 
 
 def get_customer(session: Session, customer_id: int) -> Customer:
+    """The customer with this id, live or merged (see resolve_customer_id)."""
     customer = repository.get(session, customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id} not found", detail={"field": "customer_id"})
+    return customer
+
+
+def resolve_customer_id(session: Session, customer_id: int) -> int:
+    """The live customer an id stands for: itself, or the survivor it was merged into; 404 if unknown."""
+    customer = get_customer(session, customer_id)
+    return customer.merged_into_id or customer.id
+
+
+def get_live_customer(session: Session, customer_id: int) -> Customer:
+    """The customer, refusing (409, naming the survivor) one that was merged into another."""
+    customer = get_customer(session, customer_id)
+    if customer.merged_into_id is not None:
+        raise Conflict(
+            f"customer {customer_id} was merged into customer {customer.merged_into_id}; "
+            f"change that customer instead, or undo the merge",
+            detail={"field": "customer_id", "survivor_id": customer.merged_into_id},
+        )
     return customer
 
 
@@ -71,7 +90,7 @@ def create_customer(session: Session, *, data: CustomerCreate, user_id: int | No
 
 def update_customer(session: Session, customer_id: int, *, data: CustomerUpdate) -> Customer:
     """Apply the fields that were sent; cross-field rules are checked on the merged result."""
-    customer = get_customer(session, customer_id)
+    customer = get_live_customer(session, customer_id)
     changes = data.model_dump(exclude_unset=True)
     merged = CustomerOut.model_validate(customer).model_dump(include=set(CustomerUpdate.model_fields))
     merged.update(changes)
@@ -96,7 +115,7 @@ def update_customer(session: Session, customer_id: int, *, data: CustomerUpdate)
 
 def delete_customer(session: Session, customer_id: int) -> None:
     """Delete a customer and everything recorded about them (orders, timeline, consent)."""
-    customer = get_customer(session, customer_id)
+    customer = get_live_customer(session, customer_id)
     session.delete(customer)
     session.flush()
 
@@ -104,9 +123,8 @@ def delete_customer(session: Session, customer_id: int) -> None:
 def record_consent(
     session: Session, customer_id: int, *, change: ConsentChange, user_id: int | None = None
 ) -> ConsentEvent:
-    """Append a consent decision; the history is never edited."""
-    get_customer(session, customer_id)
-    event = _append_consent(session, customer_id, change, user_id)
+    """Append a consent decision (to the survivor, for a merged id); the history is never edited."""
+    event = _append_consent(session, resolve_customer_id(session, customer_id), change, user_id)
     session.flush()
     return event
 

@@ -39,15 +39,16 @@ def list_interactions(
 
 
 def create_interaction(session: Session, *, data: InteractionCreate, user_id: int | None = None) -> Interaction:
-    """Add a touchpoint to a customer's timeline, attributed to the staff user if any."""
+    """Add a touchpoint to a customer's timeline (the survivor's, for a merged id), attributed to the staff user."""
     from patron.customers import service as customers
     from patron.products import service as products
 
-    customers.get_customer(session, data.customer_id)
+    customer_id = customers.resolve_customer_id(session, data.customer_id)
     if data.store_id is not None:
         products.get_store(session, data.store_id)
     fields = data.model_dump()
     fields["occurred_at"] = fields["occurred_at"] or datetime.now(UTC)
+    fields["customer_id"] = customer_id
     interaction = Interaction(**fields, user_id=user_id)
     session.add(interaction)
     session.flush()

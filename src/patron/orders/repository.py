@@ -74,6 +74,14 @@ def customer_summary(session: Session, customer_id: int):
     ).one()
 
 
+def order_counts(session: Session, customer_ids: list[int]) -> dict[int, int]:
+    """{customer_id: number of orders of any status} for the given customers that have orders."""
+    stmt = (
+        select(Order.customer_id, func.count()).where(Order.customer_id.in_(customer_ids)).group_by(Order.customer_id)
+    )
+    return {cid: n for cid, n in session.execute(stmt)}
+
+
 def customer_refunded(session: Session, customer_id: int):
     return session.scalar(
         select(func.coalesce(func.sum(OrderReturn.amount), 0))

@@ -43,13 +43,16 @@ def list_orders(
 
 
 def create_order(session: Session, *, data: OrderCreate) -> Order:
-    """Record an order with its lines; every reference is checked before anything is written."""
+    """Record an order with its lines; every reference is checked before anything is written.
+
+    An order for a customer that was merged into another is recorded for the survivor.
+    """
     from patron.customers import service as customers
     from patron.products import service as products
 
     if data.external_id:
         _ensure_external_id_free(session, data.external_id)
-    customers.get_customer(session, data.customer_id)
+    customer_id = customers.resolve_customer_id(session, data.customer_id)
     store_id = data.store_id
     if data.store_code:
         store_id = products.store_id_for_code(session, data.store_code)
@@ -58,7 +61,8 @@ def create_order(session: Session, *, data: OrderCreate) -> Order:
     product_ids = _resolve_lines(session, data)
 
     order = Order(
-        **data.model_dump(exclude={"lines", "store_code", "store_id"}),
+        **data.model_dump(exclude={"lines", "store_code", "store_id", "customer_id"}),
+        customer_id=customer_id,
         store_id=store_id,
         lines=[
             OrderLine(
@@ -178,6 +182,15 @@ def customer_kpis(session: Session, *, customer_id: int) -> CustomerKPIs:
         favourite_brands=_favourites(repository.customer_top(session, customer_id, Product.brand)),
         channel_mix=[ChannelShare(channel=ch, orders=n, share=round(n / count, 4)) for ch, n in channels],
     )
+
+
+def order_counts(session: Session, *, customer_ids: list[int]) -> dict[int, int]:
+    """How many orders (any status) each customer has; customers without orders map to 0."""
+    counts: dict[int, int] = dict.fromkeys(customer_ids, 0)
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), 1000):  # keep each IN list well under every driver's parameter limit
+        counts.update(repository.order_counts(session, ids[start : start + 1000]))
+    return counts
 
 
 def timeline_entries(

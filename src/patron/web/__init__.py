@@ -24,11 +24,12 @@ def page_routers() -> list[APIRouter]:
     """Every HTML router; each domain's pages.py contributes one."""
     from patron.customers.pages import router as customers
     from patron.dashboard.pages import router as dashboard
+    from patron.identity.pages import router as identity
     from patron.imports.pages import router as imports
     from patron.users.pages import router as users
     from patron.web.pages import router as coming_soon
 
-    return [users, dashboard, customers, imports, coming_soon]
+    return [users, dashboard, customers, identity, imports, coming_soon]
 
 
 def plotly_js_path() -> Path:

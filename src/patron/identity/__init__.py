@@ -1,0 +1,1 @@
+"""Identity resolution: finding customers recorded twice, merging them, and undoing merges."""
