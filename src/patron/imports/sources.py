@@ -25,6 +25,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 SNIFF_BYTES = 1 << 20
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_SUSPECT = re.compile("[\x00\udc80-\udcff]")
 
 
 NUL_REASON = "contains a NUL character, which no text field may hold"
@@ -152,6 +153,14 @@ def sniff_delimiter(path: Path, encoding: str) -> str:
 
 
 def _bad_bytes(values: list[str], encoding: str) -> Rejected | None:
+    # One search over the whole record first: almost every record is clean, and this is
+    # the per-row cost every import pays.
+    try:
+        whole = "".join(values)
+    except TypeError:  # None for a key missing from a JSON line
+        whole = "".join(v for v in values if v is not None)
+    if not _SUSPECT.search(whole):
+        return None
     for i, value in enumerate(values):
         if value is None:  # a key missing from a JSON line
             continue
