@@ -172,9 +172,11 @@ def _register_domains() -> None:
     from patron.demo.cli import register as register_demo
     from patron.identity.cli import register as register_identity
     from patron.imports.cli import register as register_imports
+    from patron.ingest.cli import register as register_ingest
 
     register_demo(app)
     register_imports(app)
+    register_ingest(app)
     register_identity(app)
 
 

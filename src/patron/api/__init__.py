@@ -60,7 +60,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.state.sessionmaker = session_factory(app.state.engine)
 
     _add_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    from patron.ingest.endpoints import BATCH_PATHS
+
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        path_limits={API_PREFIX + path: settings.max_batch_body_bytes for path in BATCH_PATHS},
+    )
     for router in api_routers():
         app.include_router(
             router, prefix=API_PREFIX, responses=ERROR_RESPONSES, dependencies=[Depends(no_nul_in_query)]
@@ -77,33 +83,38 @@ def api_routers() -> list[APIRouter]:
     from patron.customers.endpoints import router as customers
     from patron.identity.endpoints import router as identity
     from patron.imports.endpoints import router as imports
+    from patron.ingest.endpoints import router as ingest
     from patron.interactions.endpoints import router as interactions
     from patron.orders.endpoints import router as orders
     from patron.products.endpoints import router as products
 
     # identity first: its /customers/duplicates and /customers/merges would otherwise be
     # taken for /customers/{customer_id}.
-    return [identity, customers, products, orders, interactions, imports]
+    return [identity, customers, products, orders, interactions, imports, ingest]
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over `limit` bytes, declared (Content-Length) or streamed.
+    """Refuse request bodies over the limit, declared (Content-Length) or streamed.
 
-    An HTTPException raised from inside the body read is passed through by FastAPI to the
-    error handlers below, so a streamed oversized body gets the usual error shape too.
+    The limit is `limit` bytes, or `path_limits[path]` for the few paths that take more
+    (the batch endpoints). An HTTPException raised from inside the body read is passed
+    through by FastAPI to the error handlers below, so a streamed oversized body gets the
+    usual error shape too.
     """
 
-    def __init__(self, app: ASGIApp, limit: int):
+    def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        message = f"request body is larger than the {self.limit}-byte limit"
+        limit = self.path_limits.get(scope["path"], self.limit)
+        message = f"request body is larger than the {limit}-byte limit"
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            response = JSONResponse({"error": message, "detail": {"limit": self.limit}}, status_code=413)
+        if declared.isdigit() and int(declared) > limit:
+            response = JSONResponse({"error": message, "detail": {"limit": limit}}, status_code=413)
             return await response(scope, receive, send)
         received = 0
 
@@ -111,7 +122,7 @@ class BodyLimitMiddleware:
             nonlocal received
             msg = await receive()
             received += len(msg.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 raise StarletteHTTPException(413, detail=message)
             return msg
 
@@ -132,7 +143,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PatronError)
     async def patron_error(request: Request, exc: PatronError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        # Webhooks authenticate by signature; their error names that scheme instead.
+        headers = {"WWW-Authenticate": getattr(exc, "challenge", "Bearer")} if exc.status == 401 else None
         return respond(request, exc.status, exc.message, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from patron import idempotency
 from patron.db import get_session
 from patron.errors import NotAuthenticated, PermissionDenied
 from patron.users import service as users_service
@@ -58,3 +59,27 @@ QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 def no_nul_in_query(request: Request) -> None:
     """Refuse NUL characters in query parameters (PostgreSQL cannot compare against them)."""
     refuse_nul(request.query_params.multi_items())
+
+
+async def idempotent_request(
+    request: Request,
+    principal: Annotated[Principal, Depends(current_principal)],
+    key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            min_length=1,
+            max_length=idempotency.MAX_KEY_LENGTH,
+            description=idempotency.HEADER_DESCRIPTION,
+        ),
+    ] = None,
+) -> idempotency.IdempotentRequest:
+    """The request's Idempotency-Key, scoped to the caller and the endpoint, with the raw body."""
+    return idempotency.IdempotentRequest(
+        scope=idempotency.scope_for(principal.user_id, request.method, request.url.path),
+        key=key,
+        body=await request.body(),
+    )
+
+
+Idempotent = Annotated[idempotency.IdempotentRequest, Depends(idempotent_request)]
