@@ -11,13 +11,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from patron.api import create_app
 from patron.db import session_scope
 from patron.imports.mapping import Mapping, mapping_json
 from patron.imports.service import file_sha256
 from patron.models import ImportRowError, ImportRun, Order
 from patron.models.enums import ImportKind, ImportStatus, Role
+from patron.settings import Settings
 from patron.users.permissions import Permission, allows
-from tests.imports.live_app import ORDERS_CSV, live_fixture, upload, wait_for  # noqa: F401  (a fixture)
+from tests.imports.live_app import ORDERS_CSV, LiveApp, live_fixture, upload, wait_for  # noqa: F401  (a fixture)
 
 NO_IMPORT = [r.value for r in Role if not allows(r, Permission.import_data)]
 
@@ -232,6 +234,15 @@ def test_an_upload_over_the_limit_is_refused_clearly(live):
     assert "The file is larger than the 50 KB an import may be." in r.text
     assert "<form" in r.text  # the form again, to choose another file
     assert not live.import_dir.exists() or list(live.import_dir.iterdir()) == []
+
+
+def test_uploads_may_be_larger_than_other_request_bodies(fresh_engine, tmp_path):
+    settings = Settings(secret_key="x", import_dir=tmp_path, max_body_bytes=100_000, max_upload_bytes=1_000_000)
+    app = LiveApp(create_app(fresh_engine, settings), fresh_engine, settings)
+    client = app.web()
+    content = "order_id,customer_id,placed_at\n" + "W-1,c-1,2026-01-05 10:00:00\n" * 20_000  # ~560 KB
+    token_of(upload(client, content))
+    assert client.post("/customers/new", data={"csrf_token": client.csrf, "x": "y" * 200_000}).status_code == 413
 
 
 def test_an_upload_far_over_the_server_limit_is_refused(live):

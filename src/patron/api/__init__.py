@@ -60,12 +60,16 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.state.sessionmaker = session_factory(app.state.engine)
 
     _add_error_handlers(app)
+    from patron.imports.uploads import upload_body_limits
     from patron.ingest.endpoints import BATCH_PATHS
 
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,
-        path_limits={API_PREFIX + path: settings.max_batch_body_bytes for path in BATCH_PATHS},
+        path_limits={
+            **{API_PREFIX + path: settings.max_batch_body_bytes for path in BATCH_PATHS},
+            **upload_body_limits(settings),
+        },
     )
     for router in api_routers():
         app.include_router(
