@@ -168,7 +168,8 @@ def main() -> int:
     path = folder / "orders.csv"
     t0 = time.perf_counter()
     write_orders_csv(path, args.rows)
-    print(f"File: {args.rows:,} order lines, {path.stat().st_size / 1e6:,.0f} MB, written in {time.perf_counter() - t0:.1f} s")
+    size_mb = path.stat().st_size / 1e6
+    print(f"File: {args.rows:,} order lines, {size_mb:,.0f} MB, written in {time.perf_counter() - t0:.1f} s")
     results = []
     for backend in args.backends.split(","):
         db = Scratch(backend, args.pg_url, folder)
@@ -179,7 +180,7 @@ def main() -> int:
                 lines = s.scalar(text("SELECT COUNT(*) FROM order_lines"))
             assert run.status == "completed" and run.inserted == args.rows, run.message
             rate = args.rows / seconds
-            print(f"{backend}: patron import {args.rows:,} rows ({orders:,} orders, {lines:,} lines) in {seconds:.1f} s")
+            print(f"{backend}: patron import {args.rows:,} rows ({orders:,} orders, {lines:,} lines): {seconds:.1f} s")
             # Re-importing the same file: every row compared, nothing written.
             seconds2, run2 = fast_import(db.engine, path)
             print(f"{backend}: re-import (all unchanged: {run2.unchanged == args.rows}) in {seconds2:.1f} s")

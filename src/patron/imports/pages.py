@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from patron.api.deps import PathId, SessionDep
 from patron.db import get_session
 from patron.errors import Conflict, InvalidInput, PatronError, ValidationFailed
-from patron.imports import repository, runner, service, uploads
+from patron.imports import runner, service, uploads
 from patron.imports.endpoints import error_report_response
 from patron.imports.mapping import FIELDS, PRESETS, REQUIRED, ColumnMap, Mapping
 from patron.models.enums import ImportKind
@@ -405,7 +405,7 @@ def run_page(request: Request, session: SessionDep, _: PageImporter, run_id: Pat
             "status": status,
             "size_text": _bytes(run.file_size),
             "stubs": sorted(((run.options or {}).get("stubs") or {}).items()),
-            "errors": list(repository.errors(session, run_id, limit=ERRORS_SHOWN)),
+            "errors": service.first_errors(session, run_id, limit=ERRORS_SHOWN),
             "errors_shown": ERRORS_SHOWN,
             "batch_size": service.BATCH_SIZE,
         },

@@ -175,6 +175,7 @@ def execute(
         skip, started_at, expected_hash = run.records_done, run.started_at, run.file_sha256
         run.options = {**run.options, "pid": os.getpid(), "host": socket.gethostname()}
         run.status = ImportStatus.running
+        run.heartbeat_at = datetime.now(UTC)  # a resumed run is alive before its first batch commits
     try:
         if not path.is_file():
             raise SourceError(f"the file {path} is no longer there")
@@ -408,6 +409,12 @@ def write_error_report(session: Session, run_id: int, out: TextIO) -> None:
     """The rejected rows as CSV (row, column, value, reason)."""
     for chunk in error_report_lines(session, run_id):
         out.write(chunk)
+
+
+def first_errors(session: Session, run_id: int, limit: int = 50) -> list[ImportRowError]:
+    """The first rejected rows, in file order, for showing on the run's page."""
+    get_run(session, run_id)
+    return list(repository.errors(session, run_id, limit=limit))
 
 
 def error_report_lines(session: Session, run_id: int) -> Iterator[str]:
