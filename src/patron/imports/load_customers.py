@@ -82,6 +82,8 @@ COLUMNS = {
     "consent_email": "int",
     "consent_sms": "int",
 }
+
+
 # Spreadsheet exports (Shopify's among them) write "'0123" so Excel keeps leading zeros.
 def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
     conn, source = ctx.conn, ctx.mapping.source

@@ -159,7 +159,6 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("uq_interactions_external_id"), type_="unique")
         batch_op.drop_column("external_id")
 
-
     with op.batch_alter_table("order_returns", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_order_returns_external_id"), type_="unique")
         batch_op.drop_column("external_id")
