@@ -84,7 +84,6 @@ COLUMNS = {
 }
 
 
-# Spreadsheet exports (Shopify's among them) write "'0123" so Excel keeps leading zeros.
 def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
     conn, source = ctx.conn, ctx.mapping.source
     out = Outcome()
