@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from patron import idempotency
 from patron.errors import Conflict
 from patron.models import Customer, IdempotencyKey
+from tests.conftest import DatabaseFactory
 
 URL = "/api/v1/customers/batch"
 BODY = {"records": [{"email": "once@shop.example"}, {"email": "twice@shop.example"}]}
@@ -92,10 +93,20 @@ def test_losing_a_race_for_the_key_is_a_409_and_keeps_nothing(admin, session, mo
     assert scope is not None and scope.endswith("POST /api/v1/customers/batch")
 
 
-def test_two_transactions_racing_for_one_key_on_postgresql(fresh_engine):
+@pytest.fixture
+def postgresql_engine(tmp_path_factory):
+    """A database of its own on PostgreSQL only: SQLite serialises writers with a database
+    lock, so it has no row-level wait to race on."""
+    factory = DatabaseFactory("postgresql", tmp_path_factory)
+    engine = factory.new_engine()
+    yield engine
+    engine.dispose()
+    factory.drop_all()
+
+
+def test_two_transactions_racing_for_one_key_on_postgresql(postgresql_engine):
     """Real concurrency: the second insert of the key waits for the first transaction, then loses."""
-    if fresh_engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers with a database lock; there is no row-level wait to test")
+    fresh_engine = postgresql_engine
     claimed, release, outcome = threading.Event(), threading.Event(), {}
 
     def hold_the_key():
