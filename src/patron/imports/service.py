@@ -90,18 +90,25 @@ def open_reader(path: Path, mapping: Mapping, *, all_columns: bool = False) -> R
         raise InvalidInput(str(exc), detail={"field": "file"}) from None
 
 
-def preview(path: Path, kind: ImportKind, *, mapping: Mapping | None = None, preset_name: str | None = None) -> Preview:
-    """The file's columns and first rows, and the mapping that would be used."""
+def preview(
+    path: Path,
+    kind: ImportKind,
+    *,
+    mapping: Mapping | None = None,
+    preset_name: str | None = None,
+    rows: int = PREVIEW_ROWS,
+) -> Preview:
+    """The file's columns and first `rows` records, and the mapping that would be used."""
     base = mapping or (preset(preset_name, kind) if preset_name else Mapping(kind=kind))
     reader = open_reader(path, base, all_columns=True)
     try:
-        columns, rows, rejected = reader.preview(PREVIEW_ROWS)
+        columns, first, rejected = reader.preview(rows)
     except SourceError as exc:
         raise InvalidInput(str(exc), detail={"field": "file"}) from None
     chosen = resolve_mapping(kind, mapping=mapping, preset_name=preset_name, columns=columns)
     return Preview(
         columns=columns,
-        rows=rows,
+        rows=first,
         rejected=rejected,
         mapping=chosen,
         missing=chosen.missing_required(kind, columns),
@@ -133,14 +140,8 @@ def start(
 ) -> ImportRun:
     """Check the file and mapping, and record a new run (executed by `execute`)."""
     path = path.resolve()
-    base = mapping or (preset(preset_name, kind) if preset_name else Mapping(kind=kind))
-    reader = open_reader(path, base, all_columns=True)
-    try:
-        columns, _, _ = reader.preview(1)
-    except SourceError as exc:
-        raise InvalidInput(str(exc), detail={"field": "file"}) from None
-    chosen = resolve_mapping(kind, mapping=mapping, preset_name=preset_name, columns=columns)
-    missing = chosen.missing_required(kind, columns)
+    checked = preview(path, kind, mapping=mapping, preset_name=preset_name, rows=1)
+    chosen, columns, missing = checked.mapping, checked.columns, checked.missing
     if missing:
         raise InvalidMapping(
             f"the file has no column for {'; '.join(missing)} (columns found: {', '.join(columns) or 'none'})",
