@@ -1,0 +1,1 @@
+"""Customer analytics: per-customer summaries, RFM, probabilistic CLV and churn models, equity and insights."""
