@@ -19,7 +19,8 @@ from patron.models.enums import ImportKind
 
 def run(columns: dict[str, list[str | None]], mapping: dict, kind: str = "orders", first_row: int = 2):
     n = len(next(iter(columns.values())))
-    batch = RawBatch(columns=columns, rows=list(range(first_row, first_row + n)), records=n)
+    series = {name: pl.Series(name, values, dtype=pl.String) for name, values in columns.items()}
+    batch = RawBatch(columns=series, rows=list(range(first_row, first_row + n)), records=n)
     return convert(batch, Mapping.model_validate(mapping), ImportKind(kind), default_country="US")
 
 
@@ -341,7 +342,9 @@ def test_every_error_of_a_row_is_reported_and_the_row_leaves_the_batch():
 
 
 def test_reader_rejections_are_carried_through():
-    batch = RawBatch(columns={"id": ["A1"]}, rows=[3], rejected=[Rejected(row=2, reason="empty line")], records=2)
+    batch = RawBatch(
+        columns={"id": pl.Series(["A1"])}, rows=[3], rejected=[Rejected(row=2, reason="empty line")], records=2
+    )
     out = convert(batch, Mapping(columns={"id": "order_id"}), ImportKind.orders, default_country="US")
     assert out.rejected == [Rejected(row=2, reason="empty line")]
     assert out.frame["order_id"].to_list() == ["A1"]

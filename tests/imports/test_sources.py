@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from patron.imports import sources
 from patron.imports.sources import (
     SNIFF_BYTES,
     RawBatch,
@@ -62,6 +63,10 @@ def records(reader: Reader, batches: list[RawBatch]) -> list[tuple[int, list[str
     return sorted(out, key=lambda x: x[0])
 
 
+def lists(batch: RawBatch) -> dict[str, list[str | None]]:
+    return {name: column.to_list() for name, column in batch.columns.items()}
+
+
 def only_rejected(batches: list[RawBatch]):
     return [r for b in batches for r in b.rejected]
 
@@ -79,6 +84,10 @@ def csv_text(rows: list[list[str]], delimiter: str, quoting: int) -> tuple[str, 
 
 # -- property tests ----------------------------------------------------------------------------
 
+# The reader parses CSV in blocks (natively when a block is plain, record by record when
+# not); tiny blocks put block ends inside quoted fields, between CR and LF, and so on.
+BLOCKS = st.sampled_from([1, 7, 64, sources.BLOCK_CHARS])
+
 
 @st.composite
 def tables(draw):
@@ -94,8 +103,12 @@ def tables(draw):
     quoting=st.sampled_from(QUOTING),
     header=st.booleans(),
     batch_size=st.integers(min_value=1, max_value=7),
+    block=BLOCKS,
 )
-def test_any_csv_written_by_csv_writer_reads_back_identically(tmp_path, table, delimiter, quoting, header, batch_size):
+def test_any_csv_written_by_csv_writer_reads_back_identically(
+    tmp_path, monkeypatch, table, delimiter, quoting, header, batch_size, block
+):
+    monkeypatch.setattr(sources, "BLOCK_CHARS", block)
     width, rows = table
     names = [f"col{i}" for i in range(width)]
     text, starts = csv_text([names, *rows] if header else rows, delimiter, quoting)
@@ -123,8 +136,10 @@ def test_any_csv_written_by_csv_writer_reads_back_identically(tmp_path, table, d
         max_size=25,
     ),
     batch_size=st.integers(min_value=1, max_value=6),
+    block=BLOCKS,
 )
-def test_every_record_is_accepted_or_rejected_never_dropped(tmp_path, lines, batch_size):
+def test_every_record_is_accepted_or_rejected_never_dropped(tmp_path, monkeypatch, lines, batch_size, block):
+    monkeypatch.setattr(sources, "BLOCK_CHARS", block)
     path = write(tmp_path, "a,b\n" + "\n".join(lines) + ("\n" if lines else ""))
 
     _reader, batches = read_all(path, batch_size, delimiter=",")
@@ -149,9 +164,13 @@ def test_every_record_is_accepted_or_rejected_never_dropped(tmp_path, lines, bat
     table=tables(),
     delimiter=st.sampled_from(DELIMITERS),
     batch_size=st.integers(min_value=1, max_value=6),
+    block=BLOCKS,
     data=st.data(),
 )
-def test_skip_resumes_exactly_where_the_consumed_records_end(tmp_path, table, delimiter, batch_size, data):
+def test_skip_resumes_exactly_where_the_consumed_records_end(
+    tmp_path, monkeypatch, table, delimiter, batch_size, block, data
+):
+    monkeypatch.setattr(sources, "BLOCK_CHARS", block)
     width, rows = table
     text, _ = csv_text([[f"c{i}" for i in range(width)], *rows], delimiter, csv.QUOTE_MINIMAL)
     # Sprinkle bad records in: they count towards the resume offset like good ones.
@@ -219,7 +238,7 @@ def test_latin1_file_ending_in_an_accented_letter_is_read_as_latin1(tmp_path):
     path = write(tmp_path, "id,name\n1,José\n".encode("latin-1"))
     assert detect_encoding(path) == "latin-1"
     _reader, batches = read_all(path)
-    assert batches[0].columns["name"] == ["José"]
+    assert batches[0].columns["name"].to_list() == ["José"]
 
 
 def test_a_bom_is_not_part_of_the_first_column_name(tmp_path):
@@ -227,14 +246,14 @@ def test_a_bom_is_not_part_of_the_first_column_name(tmp_path):
     reader, batches = read_all(path)
     assert reader.encoding == "utf-8-sig"
     assert reader.columns == ["id", "name"]
-    assert batches[0].columns == {"id": ["1"], "name": ["Ann"]}
+    assert lists(batches[0]) == {"id": ["1"], "name": ["Ann"]}
 
 
 def test_invalid_utf8_in_a_utf8_file_rejects_that_row_with_the_encoding_reason(tmp_path):
     path = write(tmp_path, b"id,name\n1,caf\xc3\xa9\n2,bad \xff\xfe here\n3,ok\n")
     _reader, batches = read_all(path, encoding="utf-8")
     assert batches[0].rows == [2, 4]
-    assert batches[0].columns["name"] == ["café", "ok"]
+    assert batches[0].columns["name"].to_list() == ["café", "ok"]
     [bad] = only_rejected(batches)
     assert (bad.row, bad.column) == (3, "name")
     assert "not valid utf-8" in bad.reason and "latin-1" in bad.reason
@@ -288,7 +307,7 @@ def test_without_header_columns_are_numbered_or_named(tmp_path):
     reader, batches = read_all(path, header=False)
     assert reader.columns == ["1", "2"] and batches[0].rows == [1, 2]
     reader, batches = read_all(path, header=False, column_names=["name", "n"])
-    assert batches[0].columns == {"name": ["x", "y"], "n": ["1", "2"]}
+    assert lists(batches[0]) == {"name": ["x", "y"], "n": ["1", "2"]}
 
 
 def test_empty_file_and_missing_file(tmp_path):
@@ -306,7 +325,7 @@ def test_header_only_file_has_no_batches(tmp_path):
 def test_wanted_columns_only(tmp_path):
     reader = Reader(write(tmp_path, "a,b,c\n1,2,3\n"), ReadOptions(), wanted=["c", "a"])
     [batch] = reader.batches(10)
-    assert batch.columns == {"a": ["1"], "c": ["3"]}
+    assert lists(batch) == {"a": ["1"], "c": ["3"]}
 
 
 def test_preview_shows_all_columns_and_rejections(tmp_path):
@@ -357,7 +376,7 @@ def test_jsonl_with_wanted_columns_reads_keys_missing_from_the_first_line(tmp_pa
     content = '{"id": "a"}\n{"id": "b", "email": "b@x.example"}\n'
     reader = Reader(write(tmp_path, content, "o.ndjson.gz", gz=True), ReadOptions(), wanted=["id", "email"])
     [batch] = reader.batches(10)
-    assert batch.columns == {"id": ["a", "b"], "email": [None, "b@x.example"]}
+    assert lists(batch) == {"id": ["a", "b"], "email": [None, "b@x.example"]}
 
 
 def test_jsonl_skip(tmp_path):
@@ -388,7 +407,7 @@ def test_parquet_records_are_numbered_from_one_and_values_are_text(tmp_path):
     assert [b.records for b in batches] == [len(b.rows) for b in batches]
     rows = [line for b in batches for line in b.rows]
     assert rows == list(range(1, 21))
-    first = batches[0].columns
+    first = lists(batches[0])
     assert first["order_id"][:2] == ["o0", "o1"]
     assert first["qty"][:2] == ["0", "1"]
     assert first["price"][:2] == ["0.25", "1.25"]
@@ -416,7 +435,7 @@ def test_parquet_is_recognised_by_content_and_a_damaged_one_is_a_source_error(tm
 def test_parquet_wanted_columns(tmp_path):
     reader = Reader(parquet_file(tmp_path, 4), ReadOptions(), wanted=["qty"])
     [batch] = reader.batches(10)
-    assert batch.columns == {"qty": ["0", "1", "2", "3"]}
+    assert lists(batch) == {"qty": ["0", "1", "2", "3"]}
 
 
 @pytest.mark.parametrize(
@@ -444,3 +463,23 @@ def test_position_reports_bytes_read_for_progress(tmp_path):
         positions.append(reader.position())
     assert positions[-1] == path.stat().st_size
     assert positions == sorted(positions)
+
+
+def test_plain_and_quoted_blocks_interleave_with_exact_line_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "BLOCK_CHARS", 256)
+    rows = [[f"id{i}", str(i), f"name {i}"] for i in range(300)]
+    rows[120][2] = 'two\nlines, "quoted"'
+    rows[121][2] = "x" * 600  # longer than a block
+    text, starts = csv_text([["id", "n", "name"], *rows], ",", csv.QUOTE_MINIMAL)
+    text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    lines.insert(200, "")  # an empty line in the middle of a plain stretch
+    path = write(tmp_path, "\n".join(lines))
+
+    reader, batches = read_all(path, 50)
+
+    got = records(reader, batches)
+    assert (201, "empty line") in got
+    accepted = [r for r in got if r[1] != "empty line"]
+    expected_lines = [s if s < 201 else s + 1 for s in starts[1:]]
+    assert accepted == list(zip(expected_lines, rows, strict=True))

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+import polars as pl
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -281,8 +282,8 @@ def _whole_orders(batches: Iterator[RawBatch], kind: ImportKind, mapping: Mappin
         if held is not None:
             batch = _concat(held, batch)
             held = None
-        keys = batch.columns.get(column) or []
-        if keys:
+        keys = batch.columns.get(column)
+        if keys is not None and len(keys):
             # The last order may go on in the next batch (even when it fills this one).
             i = len(keys) - 1
             while i > 0 and keys[i - 1] == keys[-1]:
@@ -318,7 +319,10 @@ def _split(batch: RawBatch, i: int) -> tuple[RawBatch, RawBatch]:
 
 def _concat(a: RawBatch, b: RawBatch) -> RawBatch:
     return RawBatch(
-        columns={c: a.columns.get(c, [None] * len(a.rows)) + v for c, v in b.columns.items()},
+        columns={
+            c: pl.concat([a.columns.get(c, pl.Series(c, [None] * len(a.rows), dtype=pl.String)), v])
+            for c, v in b.columns.items()
+        },
         rows=a.rows + b.rows,
         rejected=a.rejected + b.rejected,
         records=a.records + b.records,

@@ -20,10 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+import numpy as np
+import polars as pl
+
 FileFormat = Literal["csv", "whitespace", "jsonl", "parquet"]
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 SNIFF_BYTES = 1 << 20
+# CSV is decoded and parsed in blocks of about this many characters, cut at a line end.
+BLOCK_CHARS = 1 << 20
+# How io splits lines with newline="" (and so what csv counts): \r\n, \r or \n.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _SUSPECT = re.compile("[\x00\udc80-\udcff]")
 
@@ -48,7 +55,7 @@ class Rejected:
 class RawBatch:
     """Consecutive records: `columns` holds the accepted ones, by source column name."""
 
-    columns: dict[str, list[str | None]]
+    columns: dict[str, pl.Series]  # String columns, one value per accepted record
     rows: list[int]  # the file line (or Parquet record number) of each accepted record
     rejected: list[Rejected] = field(default_factory=list)
     records: int = 0  # records consumed from the file, accepted or not: the resume offset
@@ -178,6 +185,99 @@ def _bad_bytes(values: list[str], encoding: str) -> Rejected | None:
     return None
 
 
+class _TextBlocks:
+    """The decoded text of a file in blocks of whole lines; unused lines can be handed back."""
+
+    def __init__(self, f: IO[str]):
+        self._f, self._rest, self._eof = f, "", False
+
+    def read(self) -> str:
+        """The next block ("" at the end); it ends at a line end unless it is the last."""
+        while not self._eof:
+            chunk = self._f.read(BLOCK_CHARS)
+            if not chunk:
+                self._eof = True
+                break
+            data = self._rest + chunk
+            # Cut after a "\n": a "\r" at the end could be the first half of "\r\n".
+            cut = data.rfind("\n") + 1
+            self._rest = data[cut:]
+            if cut:
+                return data[:cut]
+        data, self._rest = self._rest, ""
+        return data
+
+    def unread(self, text: str) -> None:
+        self._rest = text + self._rest
+
+
+class _LineFeed:
+    """Lines for csv.reader: a block's, then more from the file while a record runs on."""
+
+    def __init__(self, lines: list[str], blocks: _TextBlocks):
+        self.lines, self.blocks, self.used = lines, blocks, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.used == len(self.lines):
+            more = self.blocks.read()
+            if not more:
+                raise StopIteration
+            self.lines += _LINE.findall(more)
+        self.used += 1
+        return self.lines[self.used - 1]
+
+    def give_back(self) -> None:
+        """Return the lines pulled but not read to the block stream."""
+        self.blocks.unread("".join(self.lines[self.used :]))
+        del self.lines[self.used :]
+
+
+class _BatchBuilder:
+    """Collects a batch's accepted records (native frames and single records) in file order."""
+
+    def __init__(self, reader: Reader):
+        self.reader = reader
+        self.parts: list[pl.DataFrame] = []
+        self.values: list[list[str]] = []
+        self.rows: list[int] = []
+        self.rejected: list[Rejected] = []
+        self.records = 0
+
+    def add_frame(self, first: int, frame: pl.DataFrame) -> None:
+        self._flush_values()
+        self.parts.append(frame)
+        self.rows.extend(range(first, first + frame.height))
+        self.records += frame.height
+
+    def add_values(self, line: int, values: list[str | None]) -> None:
+        self.values.append(values)
+        self.rows.append(line)
+        self.records += 1
+
+    def add_rejected(self, rejected: Rejected) -> None:
+        self.rejected.append(rejected)
+        self.records += 1
+
+    def _flush_values(self) -> None:
+        if self.values:
+            schema = {name: pl.String for name in self.reader.columns}
+            self.parts.append(pl.DataFrame(self.values, schema=schema, orient="row"))
+            self.values = []
+
+    def build(self) -> RawBatch:
+        self._flush_values()
+        names = [c for c in self.reader.columns if self.reader.wanted is None or c in self.reader.wanted]
+        if self.parts:
+            frame = pl.concat([p.select(names) for p in self.parts], rechunk=True)
+            columns = {name: frame[name] for name in names}
+        else:
+            columns = {name: pl.Series(name, [], dtype=pl.String) for name in names}
+        return RawBatch(columns=columns, rows=self.rows, rejected=self.rejected, records=self.records)
+
+
 class Reader:
     """Iterate a file in batches of at most `batch_size` records, skipping `skip` records."""
 
@@ -206,45 +306,100 @@ class Reader:
 
     # -- record streams: yield (line, values or None, reason) -------------------------------
 
-    def _csv_records(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    def _csv_records(self) -> Iterator[tuple[int, list[str] | None, str | None] | tuple[int, pl.DataFrame]]:
+        """CSV records, in blocks: a block of plain lines (no quotes, no bad bytes, every line
+        with the expected fields) is parsed natively as one frame `(first line, frame)`; any
+        other block goes record by record through Python's csv module, which can say what
+        is wrong with each record. Both count lines the same way."""
         with _text(self.path, self.encoding, self._file) as f:
-            reader = csv.reader(f, delimiter=self.delimiter, strict=True)
-            expected: int | None = None
+            blocks = _TextBlocks(f)
+            self._expected: int | None = None
+            line = 0
             if self.options.header:
-                try:
-                    header = next(reader)
-                except StopIteration:
-                    raise SourceError("the file is empty") from None
-                except csv.Error as exc:
-                    raise SourceError(f"cannot read the header line: {exc}") from None
-                self.columns = [h.strip().lstrip("\ufeff") for h in header]
-                expected = len(header)
-            last = reader.line_num
-            while True:
-                start = last + 1
-                try:
-                    values = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
+                line = self._csv_header(blocks)
+            while block := blocks.read():
+                frame = self._plain_block(block)
+                if frame is not None:
+                    yield line + 1, frame
+                    line += frame.height
+                    continue
+                lines = _LINE.findall(block)
+                feed = _LineFeed(lines, blocks)
+                reader = csv.reader(feed, delimiter=self.delimiter, strict=True)
+                last = 0
+                # A quoted field may run on past the block: the feed then pulls further
+                # lines, and what it pulled but the reader did not need goes back.
+                while reader.line_num < len(lines):
+                    start = line + last + 1
+                    try:
+                        values = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:
+                        last = reader.line_num
+                        yield start, None, _csv_reason(str(exc), start, line + last)
+                        continue
                     last = reader.line_num
-                    yield start, None, _csv_reason(str(exc), start, last)
-                    continue
-                last = reader.line_num
-                if not values or (len(values) == 1 and not values[0].strip()):
-                    yield start, None, EMPTY_LINE
-                    continue
-                if expected is None:
-                    expected = len(values)
-                    self.columns = self.options.column_names or [str(i + 1) for i in range(expected)]
-                if len(values) != expected:
-                    yield (
-                        start,
-                        None,
-                        f"has {len(values)} fields where {expected} were expected (a stray delimiter or quote?)",
-                    )
-                    continue
-                yield start, values, None
+                    yield start, *self._check_fields(values)
+                feed.give_back()
+                line += reader.line_num
+
+    def _csv_header(self, blocks: _TextBlocks) -> int:
+        """Read the header record; returns the number of lines it took."""
+        lines = _LINE.findall(blocks.read())
+        feed = _LineFeed(lines, blocks)
+        reader = csv.reader(feed, delimiter=self.delimiter, strict=True)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise SourceError("the file is empty") from None
+        except csv.Error as exc:
+            raise SourceError(f"cannot read the header line: {exc}") from None
+        feed.give_back()
+        self.columns = [h.strip().lstrip("\ufeff") for h in header]
+        self._expected = len(header)
+        return reader.line_num
+
+    def _check_fields(self, values: list[str]) -> tuple[list[str] | None, str | None]:
+        if not values or (len(values) == 1 and not values[0].strip()):
+            return None, EMPTY_LINE
+        if self._expected is None:
+            self._expected = len(values)
+            self.columns = self.options.column_names or [str(i + 1) for i in range(self._expected)]
+        if len(values) != self._expected:
+            return None, f"has {len(values)} fields where {self._expected} were expected (a stray delimiter or quote?)"
+        return values, None
+
+    def _plain_block(self, block: str) -> pl.DataFrame | None:
+        """The block parsed by Polars, or None when it needs the careful, per-record path."""
+        d, expected = self.delimiter or ",", self._expected
+        if expected is None or expected < 2 or len(d) != 1 or not d.isascii():
+            return None
+        if '"' in block or "\x00" in block or block.count("\r") != block.count("\r\n"):
+            return None
+        if block.startswith(("\n", "\r\n")) or "\n\n" in block or "\n\r\n" in block:
+            return None  # empty lines are reported
+        try:
+            data = block.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that did not decode (kept as surrogates)
+            return None
+        chars = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(chars == 10)
+        if not data.endswith(b"\n"):
+            ends = np.append(ends, len(chars))
+        seen = np.concatenate(([0], np.cumsum(chars == ord(d))))[ends]
+        if not (np.diff(seen, prepend=0) == expected - 1).all():
+            return None
+        frame = pl.read_csv(
+            data,
+            has_header=False,
+            separator=d,
+            quote_char=None,
+            infer_schema=False,
+            new_columns=self.columns,
+            empty_string_is_null=False,
+        )
+        return frame if frame.height == len(ends) else None
 
     def _whitespace_records(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
         expected: int | None = None
@@ -307,7 +462,7 @@ class Reader:
                 arr = batch.column(name)
                 if not (arr.type == "string" or arr.type == "large_string"):
                     arr = pc.cast(arr, "string")
-                columns[name] = arr.to_pylist()
+                columns[name] = pl.Series(name, pl.from_arrow(arr), dtype=pl.String)
             rows = list(range(number + start + 1, number + n + 1))
             number += n
             yield RawBatch(columns=columns, rows=rows, records=len(rows))
@@ -323,42 +478,42 @@ class Reader:
             self.format
         ]()
         skipped = 0
-        rows: list[int] = []
-        values_list: list[list[str]] = []
-        rejected: list[Rejected] = []
-        records = 0
-        for line, values, reason in stream:
+        batch = _BatchBuilder(self)
+        for item in stream:
+            if isinstance(item[1], pl.DataFrame):
+                first, frame = item
+                if skipped < skip:
+                    n = min(skip - skipped, frame.height)
+                    skipped += n
+                    first, frame = first + n, frame.slice(n)
+                while frame.height:
+                    piece = frame.slice(0, batch_size - batch.records)
+                    batch.add_frame(first, piece)
+                    first, frame = first + piece.height, frame.slice(piece.height)
+                    if batch.records >= batch_size:
+                        yield batch.build()
+                        batch = _BatchBuilder(self)
+                continue
+            line, values, reason = item
             if skipped < skip:
                 skipped += 1
                 continue
-            records += 1
             if values is None:
-                rejected.append(Rejected(row=line, reason=reason or "unreadable"))
+                batch.add_rejected(Rejected(row=line, reason=reason or "unreadable"))
             else:
                 bad = _bad_bytes(values, self.encoding)
                 if bad is not None:
                     bad.row = line
                     if bad.column and bad.column.isdigit() and int(bad.column) <= len(self.columns):
                         bad.column = self.columns[int(bad.column) - 1]
-                    rejected.append(bad)
+                    batch.add_rejected(bad)
                 else:
-                    rows.append(line)
-                    values_list.append(values)
-            if records >= batch_size:
-                yield self._batch(rows, values_list, rejected, records)
-                rows, values_list, rejected, records = [], [], [], 0
-        if records:
-            yield self._batch(rows, values_list, rejected, records)
-
-    def _batch(self, rows, values_list, rejected, records) -> RawBatch:
-        names = self.columns
-        wanted = set(self.wanted) if self.wanted is not None else None
-        if values_list:
-            transposed = list(zip(*values_list, strict=True))
-            columns = {name: list(transposed[i]) for i, name in enumerate(names) if wanted is None or name in wanted}
-        else:
-            columns = {name: [] for name in names if wanted is None or name in wanted}
-        return RawBatch(columns=columns, rows=rows, rejected=rejected, records=records)
+                    batch.add_values(line, values)
+            if batch.records >= batch_size:
+                yield batch.build()
+                batch = _BatchBuilder(self)
+        if batch.records:
+            yield batch.build()
 
     def preview(self, limit: int = 20) -> tuple[list[str], list[list[str | None]], list[Rejected]]:
         """The column names and the first `limit` records, for the mapping screen."""
