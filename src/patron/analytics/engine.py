@@ -1,0 +1,244 @@
+"""Where the analytics queries run: DuckDB over the operational database, or Spark.
+
+DuckDB attaches the operational database read-only through its SQLite or PostgreSQL
+scanner and puts typed views in front of the tables the queries read (`orders`,
+`order_lines`, `order_returns`, `customers`, `products`), so a query never sees a
+backend difference: timestamps are naive UTC TIMESTAMPs, money is DECIMAL(18,2), ids
+are BIGINT, booleans are BOOLEAN, JSON is text. Spark gets the same views' rows as
+temp views of the same names, so one query text runs on both engines.
+
+The scanners come from the `duckdb-extension-sqlite` and
+`duckdb-extension-postgres-scanner` wheels and are loaded from their package
+directories: DuckDB never downloads anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import threading
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+from sqlalchemy import JSON, Boolean, Date, Integer
+from sqlalchemy.engine import URL, Engine
+
+from patron.errors import PatronError
+from patron.models import Customer, Order, OrderLine, OrderReturn, Product
+from patron.models.base import Money, UTCDateTime
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+ATTACHED = "operational"
+TABLES = {model.__tablename__: model for model in (Customer, Order, OrderLine, OrderReturn, Product)}
+
+# (wheel package, the extension's own name: DuckDB derives the init symbol from the file name).
+_EXTENSIONS = {
+    "sqlite": ("duckdb_extension_sqlite", "sqlite", "sqlite_scanner"),
+    "postgresql": ("duckdb_extension_postgres_scanner", "postgres_scanner", "postgres_scanner"),
+}
+_link_lock = threading.Lock()
+
+
+class AnalyticsUnavailable(PatronError):
+    """The analytics engine cannot read this database (missing scanner, unsupported backend)."""
+
+    status = 500
+
+
+def extension_path(backend: str) -> Path:
+    """The scanner extension file shipped by its wheel for this DuckDB version, ready to LOAD."""
+    try:
+        package, file_stem, ext_name = _EXTENSIONS[backend]
+    except KeyError:
+        raise AnalyticsUnavailable(f"analytics supports SQLite and PostgreSQL, not {backend}") from None
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise AnalyticsUnavailable(f"the {package} package is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "extensions" / f"v{duckdb.__version__}"
+    shipped = folder / f"{file_stem}.duckdb_extension"
+    if not shipped.is_file():
+        raise AnalyticsUnavailable(
+            f"{package} has no extension for DuckDB {duckdb.__version__} (looked for {shipped}); "
+            "its version must match duckdb's"
+        )
+    if file_stem == ext_name:
+        return shipped
+    return _linked_as(shipped, ext_name)
+
+
+@cache
+def _linked_as(shipped: Path, ext_name: str) -> Path:
+    # The SQLite wheel names its file sqlite.duckdb_extension, but LOAD looks for the init
+    # function of the extension named like the file (sqlite_duckdb_cpp_init) while the
+    # binary exports sqlite_scanner_duckdb_cpp_init. A correctly named link in a private
+    # folder fixes that without writing into site-packages or ~/.duckdb.
+    with _link_lock:
+        folder = Path(tempfile.mkdtemp(prefix="patron-duckdb-ext-"))
+        link = folder / f"{ext_name}.duckdb_extension"
+        try:
+            link.symlink_to(shipped)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(shipped, link)
+        return link
+
+
+def libpq_conninfo(url: URL) -> str:
+    """A libpq connection string for a SQLAlchemy PostgreSQL URL (any driver)."""
+    from psycopg.conninfo import make_conninfo
+
+    params: dict[str, str | int] = {}
+    if url.host:
+        params["host"] = url.host
+    if url.port:
+        params["port"] = url.port
+    if url.username:
+        params["user"] = url.username
+    if url.password is not None:
+        params["password"] = url.password
+    if url.database:
+        params["dbname"] = url.database
+    for key, value in url.query.items():
+        # Multi-host URLs come as tuples; libpq takes them comma-separated.
+        params[key] = ",".join(value) if isinstance(value, tuple) else value
+    return make_conninfo("", **params)
+
+
+def duckdb_connection(engine: Engine) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the operational database attached read-only behind typed views."""
+    backend = engine.dialect.name
+    path = extension_path(backend)
+    conn = duckdb.connect(
+        ":memory:",
+        config={
+            # Never reach for the network: an unknown function must fail, not download.
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        },
+    )
+    try:
+        # Dates are UTC dates whatever the machine's zone (timestamptz -> date uses it).
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute(f"LOAD '{_quote(str(path))}'")
+        if backend == "sqlite":
+            database = engine.url.database
+            if not database or database == ":memory:" or database.startswith("file:"):
+                raise AnalyticsUnavailable("analytics needs a SQLite database file, not an in-memory database")
+            conn.execute(f"ATTACH '{_quote(database)}' AS {ATTACHED} (TYPE sqlite, READ_ONLY)")
+        else:
+            conninfo = libpq_conninfo(engine.url)
+            conn.execute(f"ATTACH '{_quote(conninfo)}' AS {ATTACHED} (TYPE postgres, READ_ONLY)")
+        _create_views(conn, backend)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _create_views(conn: duckdb.DuckDBPyConnection, backend: str) -> None:
+    for table, model in TABLES.items():
+        present = {
+            row[0]
+            for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?",
+                [ATTACHED, table],
+            ).fetchall()
+        }
+        if not present:
+            raise AnalyticsUnavailable(f"the operational database has no {table} table (run `patron db upgrade`)")
+        columns = [
+            f'{_column_expr(backend, column.name, column.type)} AS "{column.name}"'
+            for column in model.__table__.columns
+            if column.name in present
+        ]
+        conn.execute(f'CREATE VIEW "{table}" AS SELECT {", ".join(columns)} FROM {ATTACHED}."{table}"')
+
+
+def _column_expr(backend: str, name: str, type_) -> str:
+    col = f'"{name}"'
+    if isinstance(type_, UTCDateTime):
+        # SQLite holds naive UTC text (read as TIMESTAMP); PostgreSQL holds timestamptz,
+        # whose conversion to TIMESTAMP must not depend on the session's zone.
+        return f"CAST({col} AS TIMESTAMP)" if backend == "sqlite" else f"timezone('UTC', {col})"
+    if isinstance(type_, Money):
+        # SQLite keeps NUMERIC as REAL: round to cents before the exact type.
+        return f"CAST(ROUND({col}, 2) AS DECIMAL(18, 2))" if backend == "sqlite" else f"CAST({col} AS DECIMAL(18, 2))"
+    if isinstance(type_, Boolean):
+        return f"CAST({col} AS BOOLEAN)"
+    if isinstance(type_, Date):
+        return f"CAST({col} AS DATE)"
+    if isinstance(type_, Integer):
+        return f"CAST({col} AS BIGINT)"
+    if isinstance(type_, JSON):
+        return f"CAST({col} AS VARCHAR)"
+    return col
+
+
+# --------------------------------------------------------------------------- Spark
+
+_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+"""
+
+
+@cache
+def _log4j2_file() -> Path:
+    fd, name = tempfile.mkstemp(prefix="patron-spark-log4j2-", suffix=".properties")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_LOG4J2)
+    return Path(name)
+
+
+def spark_session(app_name: str = "patron-analytics", *, master: str = "local[2]", memory: str = "1g") -> SparkSession:
+    """A local Spark session for the analytics queries: small, quiet, UTC."""
+    from pyspark.sql import SparkSession
+
+    # Both the JVM and SQL sessions in UTC: dates of timestamps are UTC dates, as in DuckDB.
+    java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{_log4j2_file()}"
+    spark = (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.driver.memory", memory)
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.extraJavaOptions", java_opts)
+        .config("spark.executor.extraJavaOptions", java_opts)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # The default 200 shuffle partitions cost more than the work on one machine.
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def register_spark_views(spark: SparkSession, source: duckdb.DuckDBPyConnection | Engine) -> None:
+    """Load the operational tables into Spark as temp views named like DuckDB's views."""
+    conn = duckdb_connection(source) if isinstance(source, Engine) else source
+    try:
+        for table in TABLES:
+            # Through Arrow, with the typed views' columns: both engines read identical values.
+            data = conn.table(table).to_arrow_table()
+            spark.createDataFrame(data).createOrReplaceTempView(table)
+    finally:
+        if conn is not source:
+            conn.close()
