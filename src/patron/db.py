@@ -32,6 +32,9 @@ def make_engine(url: str, **kwargs) -> Engine:
             if parsed.database and parsed.database != ":memory:":
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
+            # Temporary tables (imports stage every batch in them) and sorts stay in memory
+            # instead of a temporary file.
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
 
         @event.listens_for(engine, "begin")

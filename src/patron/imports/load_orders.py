@@ -16,13 +16,15 @@ each row becomes a return against the customer's latest earlier purchase of that
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy.engine import Connection
 
 from patron.imports import staging as st
 from patron.imports.loaders import LoadContext, Outcome, reject_rows
-from patron.imports.sources import EMPTY_LINE, Rejected
+from patron.imports.mapping import Mapping
+from patron.imports.sources import EMPTY_LINE, RawBatch, Rejected
 
 ORDER_STAGE = {
     "order_ext": "text",
@@ -99,26 +101,41 @@ ORDER_LEVEL = [
 DEFAULTS = {"channel": "online", "status": "placed", "currency": "USD"}
 
 
-def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
-    out = Outcome()
-    frame = _with_order_ids(frame, ctx)
-    rejected, frame = _reject_orders_of_bad_rows(frame, ctx)
-    out.rejected += rejected
+@dataclass
+class Shaped:
+    """A batch shaped into orders, lines and returns, with the rows rejected on the way."""
+
+    orders: pl.DataFrame
+    lines: pl.DataFrame
+    returns: pl.DataFrame
+    rejected: list[Rejected]
+
+
+def prepare(mapping: Mapping, batch: RawBatch, frame: pl.DataFrame) -> Shaped:
+    """Everything that needs no database: group rows into orders and check them."""
+    rejected: list[Rejected] = []
+    frame = _with_order_ids(frame, mapping)
+    bad, frame = _reject_orders_of_bad_rows(frame, mapping, batch)
+    rejected += bad
     if frame.height == 0:
-        return out
+        return Shaped(frame, frame, frame, rejected)
     frame = _complete(frame)
-    prefix = ctx.mapping.returns_prefix
+    prefix = mapping.returns_prefix
     returns = frame.filter(pl.col("order_id").str.starts_with(prefix)) if prefix else frame.clear()
     sales = frame.filter(~pl.col("order_id").str.starts_with(prefix)) if prefix else frame
+    bad, sales = _check_rows(sales)
+    rejected += bad
+    orders, lines, bad = _orders_and_lines(sales)
+    rejected += bad
+    return Shaped(orders, lines, returns, rejected)
 
-    rejected, sales = _check_rows(sales)
-    out.rejected += rejected
-    orders, lines, rejected = _orders_and_lines(sales)
-    out.rejected += rejected
-    if orders.height:
-        _write_orders(ctx, orders, lines, out)
-    if returns.height:
-        _write_returns(ctx, returns, out)
+
+def write(ctx: LoadContext, shaped: Shaped) -> Outcome:
+    out = Outcome(rejected=list(shaped.rejected))
+    if shaped.orders.height:
+        _write_orders(ctx, shaped.orders, shaped.lines, out)
+    if shaped.returns.height:
+        _write_returns(ctx, shaped.returns, out)
     st.drop(ctx.conn, *TEMP_TABLES)
     return out
 
@@ -126,8 +143,8 @@ def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
 # -- shaping the batch (Polars) --------------------------------------------------------------
 
 
-def _with_order_ids(frame: pl.DataFrame, ctx: LoadContext) -> pl.DataFrame:
-    template = ctx.mapping.order_id_template
+def _with_order_ids(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
+    template = mapping.order_id_template
     if "order_id" in frame.columns or not template:
         return frame
     before, _, after = template.partition("{row}")
@@ -136,17 +153,19 @@ def _with_order_ids(frame: pl.DataFrame, ctx: LoadContext) -> pl.DataFrame:
     )
 
 
-def _reject_orders_of_bad_rows(frame: pl.DataFrame, ctx: LoadContext) -> tuple[list[Rejected], pl.DataFrame]:
+def _reject_orders_of_bad_rows(
+    frame: pl.DataFrame, mapping: Mapping, batch: RawBatch
+) -> tuple[list[Rejected], pl.DataFrame]:
     """Rows the converter rejected take the rest of their order with them, and so do rows
     the reader could not split that lie between two rows of one order."""
-    column = next((c for c, m in ctx.mapping.column_maps.items() if m.field == "order_id"), None)
-    if column is None or column not in ctx.batch.columns:
+    column = next((c for c, m in mapping.column_maps.items() if m.field == "order_id"), None)
+    if column is None or column not in batch.columns:
         return [], frame
-    rows, ids = ctx.batch.rows, ctx.batch.columns[column]
+    rows, ids = batch.rows, batch.columns[column]
     # An unreadable row has no order id; rows of an order are adjacent, so one inside an
     # order belongs to it. (Between two orders it is only reported: it may be either's.)
     unreadable = []
-    for r in ctx.batch.rejected:
+    for r in batch.rejected:
         if r.reason == EMPTY_LINE:
             continue
         i = bisect.bisect(rows, r.row)

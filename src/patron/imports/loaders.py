@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 from sqlalchemy.engine import Connection
@@ -37,7 +38,16 @@ class LoadContext:
     run_started_at: datetime
 
 
-Loader = Callable[[LoadContext, pl.DataFrame], Outcome]
+@dataclass(frozen=True)
+class Loader:
+    """How one kind is loaded: `prepare` needs no database (the import runs it in the
+    reader thread, ahead of the writes); `write` runs inside the batch's transaction."""
+
+    write: Callable[[LoadContext, Any], Outcome]
+    prepare: Callable[[Mapping, RawBatch, pl.DataFrame], Any] = lambda _mapping, _batch, frame: frame
+
+    def __call__(self, ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
+        return self.write(ctx, self.prepare(ctx.mapping, ctx.batch, frame))
 
 
 def reject_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | pl.Expr, column: str | None = None):
@@ -68,8 +78,8 @@ def loader_for(kind: ImportKind) -> Loader:
     from patron.imports import load_customers, load_interactions, load_orders, load_products
 
     return {
-        ImportKind.customers: load_customers.load,
-        ImportKind.products: load_products.load,
-        ImportKind.orders: load_orders.load,
-        ImportKind.interactions: load_interactions.load,
+        ImportKind.customers: Loader(load_customers.load),
+        ImportKind.products: Loader(load_products.load),
+        ImportKind.orders: Loader(load_orders.write, load_orders.prepare),
+        ImportKind.interactions: Loader(load_interactions.load),
     }[kind]

@@ -12,11 +12,13 @@ import hashlib
 import io
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from queue import Full, Queue
+from typing import TextIO, TypeVar
 
 import polars as pl
 from sqlalchemy import insert, select, text
@@ -27,7 +29,7 @@ from patron.db import session_scope
 from patron.errors import Conflict, InvalidInput, NotFound
 from patron.imports import repository
 from patron.imports.convert import convert
-from patron.imports.loaders import LoadContext, loader_for
+from patron.imports.loaders import LoadContext, Loader, loader_for
 from patron.imports.mapping import InvalidMapping, Mapping, automatic, mapping_json, preset
 from patron.imports.sources import RawBatch, Reader, ReadOptions, Rejected, SourceError
 from patron.models import ImportRowError, ImportRun
@@ -36,6 +38,7 @@ from patron.pagination import Page, paginate
 from patron.settings import get_settings
 
 BATCH_SIZE = 50_000
+T = TypeVar("T")
 PREVIEW_ROWS = 20
 ERROR_COLUMNS = ["row", "column", "value", "reason"]
 
@@ -185,15 +188,19 @@ def execute(
             raise SourceError("the file has changed since the import started; start a new import instead")
         reader = Reader(path, read_options(mapping), wanted=list(mapping.column_maps))
         loader = loader_for(kind)
-        batches = _whole_orders(reader.batches(batch_size, skip=skip), kind, mapping)
-        settings = get_settings()
+        country = get_settings().default_country
+        batches = _ahead(
+            _prepared(
+                _whole_orders(reader.batches(batch_size, skip=skip), kind, mapping), kind, mapping, loader, country
+            )
+        )
         if dry_run:
             # One transaction rolled back at the end: later batches see earlier ones' effects.
             with engine.connect() as conn, conn.begin() as tx:
                 _no_jit(conn)
                 session = Session(bind=conn)
-                for raw in batches:
-                    _one_batch(session, run_id, raw, kind, mapping, loader, started_at, settings.default_country)
+                for prepared in batches:
+                    _one_batch(session, run_id, prepared, mapping, loader, started_at)
                     if progress:
                         progress(get_run(session, run_id), reader.position())
                 counters = _counters(get_run(session, run_id))
@@ -212,14 +219,14 @@ def execute(
                 if errors:
                     session.execute(insert(ImportRowError), errors)
         else:
-            for raw in batches:
+            for prepared in batches:
                 with session_scope(engine) as session:
                     if engine.dialect.name == "postgresql":
                         # The run's counters commit with the batch, so a batch lost to an OS
                         # crash is simply read again by --resume; no need to wait for fsync.
                         session.execute(text("SET LOCAL synchronous_commit = off"))
                         _no_jit(session.connection())
-                    _one_batch(session, run_id, raw, kind, mapping, loader, started_at, settings.default_country)
+                    _one_batch(session, run_id, prepared, mapping, loader, started_at)
                     if progress:
                         progress(get_run(session, run_id), reader.position())
     except SourceError as exc:
@@ -236,14 +243,77 @@ def _no_jit(conn) -> None:
     ~0.6 s a statement (most of each batch's time)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
 
 
-def _one_batch(session, run_id, raw: RawBatch, kind, mapping, loader, started_at, default_country) -> None:
+def _ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Produce `items` in a background thread, up to `depth` ahead of the consumer.
+
+    Reading and converting the next batch then overlaps writing this one: Polars and the
+    database drivers release the GIL, so the two use both cores. Errors are raised here,
+    in the consumer, in order; a consumer that stops early stops the producer.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((done, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # the file is closed in this thread, where it was opened
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass
+class _Prepared:
+    raw: RawBatch
+    rejected: list[Rejected]  # by the converter
+    shaped: object  # what the loader's prepare step made of the converted rows
+
+
+def _prepared(batches: Iterator[RawBatch], kind, mapping, loader: Loader, country: str) -> Iterator[_Prepared]:
+    """Convert each batch and run the loader's database-free step on it."""
+    for raw in batches:
+        converted = convert(raw, mapping, kind, default_country=country)
+        yield _Prepared(raw, converted.rejected, loader.prepare(mapping, raw, converted.frame))
+
+
+def _one_batch(session, run_id, prepared: _Prepared, mapping, loader: Loader, started_at) -> None:
     run = get_run(session, run_id)
-    converted = convert(raw, mapping, kind, default_country=default_country)
+    raw = prepared.raw
     conn = session.connection()
-    outcome = loader(LoadContext(conn, mapping, raw, started_at), converted.frame)
-    rejected = converted.rejected + outcome.rejected
+    outcome = loader.write(LoadContext(conn, mapping, raw, started_at), prepared.shaped)
+    rejected = prepared.rejected + outcome.rejected
     if rejected:
         session.execute(
             insert(ImportRowError),

@@ -80,7 +80,7 @@ def _sql_type(conn: Connection, kind: str) -> str:
 def _storage_frame(conn: Connection, frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
     out = []
     for col, kind in columns.items():
-        if col not in frame.columns:
+        if col not in frame.columns:  # only when no column has a value (see load)
             out.append(pl.lit(None, dtype=pl.String).alias(col))
         elif kind == "ts":
             fmt = SQLITE_TS if not is_pg(conn) else SQLITE_TS + "+00"
@@ -103,8 +103,12 @@ def load(
     create(conn, name, columns)
     if frame.height == 0:
         return
-    data = _storage_frame(conn, frame, columns)
-    names = ", ".join(columns)
+    # Columns with no value in this batch are left to the table's NULL default: binding
+    # them row by row is most of the cost of a wide, sparse staging table.
+    given = {c: k for c, k in columns.items() if c in frame.columns and frame[c].null_count() < frame.height}
+    given = given or dict(list(columns.items())[:1])  # at least one column to name in INSERT
+    data = _storage_frame(conn, frame, given)
+    names = ", ".join(given)
     if is_pg(conn):
         buf = io.BytesIO()
         # CSV: quoting handles commas, quotes and newlines inside text; an unquoted empty
@@ -114,7 +118,7 @@ def load(
         with raw.cursor() as cur, cur.copy(f"COPY {name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(buf.getbuffer())
     else:
-        marks = ", ".join("?" for _ in columns)
+        marks = ", ".join("?" for _ in given)
         conn.exec_driver_sql(f"INSERT INTO {name} ({names}) VALUES ({marks})", data.rows())
     for col in index:
         conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
@@ -167,4 +171,4 @@ def allocate_ids(conn: Connection, stage: str, id_column: str, table: str, where
 
 
 def fetch(conn: Connection, sql: str, **params) -> list[tuple]:
-    return [tuple(r) for r in conn.execute(text(sql), params)]
+    return [tuple(r) for r in conn.execute(text(sql), params).fetchall()]
