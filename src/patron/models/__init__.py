@@ -1,5 +1,6 @@
 """Every ORM table; importing this module registers them all on Base.metadata."""
 
+from patron.models.analytics import AnalysisRun, CustomerInsight, CustomerScore
 from patron.models.base import Base
 from patron.models.consent import ConsentEvent
 from patron.models.customer import Customer, CustomerExternalId, CustomerMerge
@@ -11,12 +12,15 @@ from patron.models.store import Store
 from patron.models.user import ApiToken, User
 
 __all__ = [
+    "AnalysisRun",
     "ApiToken",
     "Base",
     "ConsentEvent",
     "Customer",
     "CustomerExternalId",
+    "CustomerInsight",
     "CustomerMerge",
+    "CustomerScore",
     "IdempotencyKey",
     "ImportRowError",
     "ImportRun",

@@ -161,3 +161,32 @@ class ImportStatus(StrEnum):
     running = "running"
     completed = "completed"
     failed = "failed"
+
+
+class AnalysisStatus(StrEnum):
+    running = "running"
+    completed = "completed"
+    # RFM and summaries stored, but the purchase model did not converge (no predictions).
+    partial = "partial"
+    failed = "failed"
+
+
+class RfmSegment(StrEnum):
+    champions = "Champions"
+    loyal = "Loyal"
+    potential_loyalist = "Potential loyalist"
+    new = "New"
+    promising = "Promising"
+    need_attention = "Need attention"
+    about_to_sleep = "About to sleep"
+    at_risk = "At risk"
+    cant_lose_them = "Can't lose them"
+    hibernating = "Hibernating"
+    lost = "Lost"
+
+
+class ChurnBand(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    lost = "lost"
