@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 from scipy.special import betaln, hyp2f1
+from scipy.stats import beta as beta_dist
 
 from patron.analytics.models import BGNBD
 from tests.analytics.models.helpers import numeric_gradient, simulate_bgnbd
@@ -60,14 +61,38 @@ def test_expected_purchases_stay_accurate_for_heavy_buyers(x, t_x, T, t):
 
 
 @pytest.mark.parametrize(
-    "params", [(0.5, 3.0, 1.0, 2.0), (0.5, 3.0, 2.5, 0.7), (2.0, 1.0, 0.3, 0.4), (40.0, 9.0, 0.6, 1.1)]
+    "params",
+    [
+        (0.5, 3.0, 1.0, 2.0),  # a = 1: eq. 10's 0/0
+        (0.5, 3.0, 2.5, 0.7),  # a > 1
+        (2.0, 1.0, 0.3, 0.4),  # a + b < 1
+        (40.0, 9.0, 0.6, 1.1),  # r >> a + b: the transformed series alternates...
+        (100.0, 30.0, 2.0, 1.0),  # ...and cancels completely unless summed another way
+    ],
 )
 def test_expected_purchases_for_other_parameter_regimes(params):
-    # a = 1 (eq. 10's 0/0), a > 1, a + b < 1 and a + b - 1 - r far below zero.
     model = fitted(*params)
-    for x, t_x, T, t in [(0, 0.0, 10.0, 5.0), (3, 4.0, 10.0, 30.0), (12, 9.0, 10.0, 1.0)]:
+    for x, t_x, T, t in [(0, 0.0, 10.0, 5.0), (0, 0.0, 1.0, 5000.0), (3, 4.0, 10.0, 30.0), (12, 9.0, 10.0, 1.0)]:
         reference = integral_eq10(params, t, x, t_x, T)
-        assert model.expected_purchases(t, x, t_x, T) == pytest.approx(reference, rel=1e-8)
+        assert model.expected_purchases(t, x, t_x, T) == pytest.approx(reference, rel=1e-8), (x, t_x, T, t)
+
+
+@pytest.mark.parametrize("params", [(0.5, 3.0, 50.0, 5.0), (0.5, 3.0, 200.0, 300.0)])
+def test_expected_purchases_with_a_narrow_dropout_distribution(params):
+    # a, b large: quad's algebraic weight loses accuracy there, so integrate the Beta density.
+    r, alpha, a, b = params
+    model = fitted(*params)
+    for x, t_x, T, t in [(0, 0.0, 1.0, 5000.0), (5, 3.0, 4.0, 1000.0), (300, 30.0, 31.0, 200.0)]:
+        w = t / (alpha + T)
+        posterior = beta_dist(a, b + x)
+
+        def f(p, posterior=posterior, w=w, x=x):
+            return posterior.pdf(p) * -np.expm1(-(r + x) * np.log1p(p * w)) / p
+
+        lo, hi = posterior.ppf(1e-15), posterior.ppf(1 - 1e-15)
+        value, _ = quad(f, lo, hi, epsabs=0, epsrel=1e-12, limit=200, points=[posterior.mean()])
+        alive = 1.0 if x == 0 else 1 / (1 + a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x))
+        assert model.expected_purchases(t, x, t_x, T) == pytest.approx(alive * value, rel=1e-10)
 
 
 def test_expected_purchases_new_equal_eq9():

@@ -240,7 +240,40 @@ def _alive_expectation(params: tuple[float, ...], x: np.ndarray, age: np.ndarray
     # (g+k) changes sign near k = -g; the geometric tail bound holds only past that point.
     min_steps = int(np.ceil(-g)) + 2 if g < -1 else 0
     sums = sum_series(log_first, sign_first, ratio, z, min_steps=min_steps)
-    require_complete(sums.complete, "BG/NBD expected purchases")
+    require_complete(sums.complete, "BG/NBD expected purchases", _TOO_LONG)
     result = c * big_l * exprel(-(a - 1.0) * big_l) - sums.total
+    # With r far above a + b (g << 0) the terms alternate with binomial-sized magnitudes and
+    # cancel; those rows are summed again from eq. 10's own series, whose terms are all positive.
+    rounding = np.finfo(float).eps * sums.cancellation * np.abs(sums.total)
+    lossy = rounding > _LOSS * np.abs(result)
+    if lossy.any() and a != 1.0:
+        result[lossy] = _eq10_positive_series(params, x[lossy], z[lossy], big_l[lossy])
     # Rounding can leave a tiny negative value for t near 0.
     return np.maximum(result, 0.0).reshape(shape)
+
+
+_TOO_LONG = "a horizon t far longer than alpha + T, the customer's age"
+# Accept a series whose cancellation leaves relative errors below this.
+_LOSS = 1e-10
+
+
+def _eq10_positive_series(params: tuple[float, ...], x: np.ndarray, z: np.ndarray, big_l: np.ndarray) -> np.ndarray:
+    """FHL 2005 eq. 10 (without P(alive)) from 2F1(r+x, b+x; a+b+x-1; z) itself, summed in logs.
+
+    Its terms are positive, so nothing cancels, but it needs about (r+x) z/(1-z) terms, which is
+    why it is only the fallback; (a+b+x-1)/(a-1) (1 - Q) is then evaluated as -expm1(log Q)/(a-1).
+    """
+    r, _, a, b = params
+    big_a = r + x
+    big_b = b + x
+    c = a + b + x - 1.0
+
+    def ratio(ks: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return (big_a[rows, None] + ks) * (big_b[rows, None] + ks) / ((c[rows, None] + ks) * (ks + 1.0)) * z[rows, None]
+
+    sums = sum_series(np.zeros(x.shape), np.ones(x.shape), ratio, z)
+    require_complete(sums.complete, "BG/NBD expected purchases", _TOO_LONG)
+    log_q = -big_a * big_l + sums.log_total
+    # The sum is negative only when c < 0 (a + b < 1 and x = 0).
+    one_minus_q = np.where(sums.total > 0, -np.expm1(log_q), 1.0 + np.exp(log_q))
+    return c * one_minus_q / (a - 1.0)

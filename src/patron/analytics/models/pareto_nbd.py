@@ -234,7 +234,7 @@ def _p_alive(params: tuple[float, ...], x: np.ndarray, t_x: np.ndarray, age: np.
     x, t_x, age = (np.ravel(v) for v in np.broadcast_arrays(x, t_x, age))
     pairs = _Pairs(x, t_x, age)
     log_g, _, complete = _log_g(params, pairs, gradient=False)
-    require_complete(complete, "Pareto/NBD P(alive)")
+    require_complete(complete, "Pareto/NBD P(alive)", "alpha and beta differ by many orders of magnitude")
     parts = _bracket(params, x, age, pairs, log_g)
     alive = parts["alive"] / (parts["alive"] + parts["died"])
     return alive.reshape(shape)

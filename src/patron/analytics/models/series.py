@@ -29,13 +29,16 @@ Ratio = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class SeriesSums:
-    """Sum of a series and the optional weighted sums that give its derivatives."""
+    """Sum of a series (also as log|sum|), the sum of |terms|, and weighted sums for derivatives."""
 
-    def __init__(self, total: np.ndarray, weighted: list[np.ndarray], k_weighted: np.ndarray, complete: np.ndarray):
-        self.total = total
-        self.weighted = weighted
-        self.k_weighted = k_weighted
-        self.complete = complete
+    def __init__(self, n: int, n_weighted: int):
+        self.total = np.zeros(n)
+        self.log_total = np.full(n, -np.inf)
+        # Sum of |terms| / |sum|: the factor by which cancellation magnifies rounding errors.
+        self.cancellation = np.ones(n)
+        self.weighted = [np.zeros(n) for _ in range(n_weighted)]
+        self.k_weighted = np.zeros(n)
+        self.complete = np.ones(n, dtype=bool)
 
 
 def sum_series(
@@ -58,22 +61,13 @@ def sum_series(
     of the series with respect to the parameter. k_weighted is Sum_k k*term_k (for d/dz of a power
     series in z). complete[i] is False for rows that hit max_terms.
     """
-    n = log_first.shape[0]
-    total = np.zeros(n)
-    weighted = [np.zeros(n) for _ in increments]
-    k_weighted = np.zeros(n)
-    complete = np.ones(n, dtype=bool)
+    sums = SeriesSums(log_first.shape[0], len(increments))
     live = np.flatnonzero(np.isfinite(log_first) & (sign_first != 0))
-    if live.size == 0:
-        return SeriesSums(total, weighted, k_weighted, complete)
     chunk = max(_BLOCK_ELEMENTS // _FIRST_BLOCK, 1)
     for start in range(0, live.size, chunk):
         rows = live[start : start + chunk]
-        _sum_rows(
-            rows, log_first, sign_first, ratio, ratio_bound, increments, min_steps, max_terms,
-            total, weighted, k_weighted, complete,
-        )  # fmt: skip
-    return SeriesSums(total, weighted, k_weighted, complete)
+        _sum_rows(rows, log_first, sign_first, ratio, ratio_bound, increments, min_steps, max_terms, sums)
+    return sums
 
 
 def _sum_rows(
@@ -85,10 +79,7 @@ def _sum_rows(
     increments: Sequence[Ratio],
     min_steps: int,
     max_terms: int,
-    total: np.ndarray,
-    weighted: list[np.ndarray],
-    k_weighted: np.ndarray,
-    complete: np.ndarray,
+    sums: SeriesSums,
 ) -> None:
     m = rows.size
     # Sums are kept relative to exp(scale) so that a first term below the float range (or terms
@@ -96,6 +87,7 @@ def _sum_rows(
     scale = log_first[rows].astype(float)
     last = sign_first[rows].astype(float)
     s = last.copy()
+    s_abs = np.abs(last)
     acc = [np.zeros(m) for _ in increments]
     d_last = [np.zeros(m) for _ in increments]
     acc_k = np.zeros(m)
@@ -105,7 +97,7 @@ def _sum_rows(
     block = _FIRST_BLOCK
     while active.size:
         if k >= max_terms:
-            complete[rows[active]] = False
+            sums.complete[rows[active]] = False
             break
         ks = np.arange(k, k + block, dtype=float)
         sub = rows[active]
@@ -113,6 +105,7 @@ def _sum_rows(
         terms = np.cumprod(rat, axis=1)
         terms *= last[active, None]
         s[active] += terms.sum(axis=1)
+        s_abs[active] += np.abs(terms).sum(axis=1)
         acc_k[active] += np.einsum("ij,j->i", terms, ks + 1.0)
         d_max = np.zeros(active.size)
         for j, inc in enumerate(increments):
@@ -130,11 +123,12 @@ def _sum_rows(
         done = (tail <= _EPS * np.abs(s[active])) | (new_last == 0.0)
         if k < min_steps:
             done[:] = False
-        big = np.abs(s[active]) > _RESCALE_ABOVE
+        big = s_abs[active] > _RESCALE_ABOVE
         if big.any():
             rows_big = active[big]
-            factor = np.abs(s[rows_big])
+            factor = s_abs[rows_big]
             s[rows_big] /= factor
+            s_abs[rows_big] /= factor
             last[rows_big] /= factor
             acc_k[rows_big] /= factor
             for a in acc:
@@ -144,10 +138,13 @@ def _sum_rows(
         if active.size:
             fits = max(_FIRST_BLOCK, _BLOCK_ELEMENTS // active.size)
             block = int(min(_MAX_BLOCK, max(_FIRST_BLOCK, 2 * block), fits))
-    total[rows] = _unscale(s, scale)
-    k_weighted[rows] = _unscale(acc_k, scale)
+    sums.total[rows] = _unscale(s, scale)
+    with np.errstate(divide="ignore"):
+        sums.log_total[rows] = np.log(np.abs(s)) + scale
+        sums.cancellation[rows] = s_abs / np.abs(s)
+    sums.k_weighted[rows] = _unscale(acc_k, scale)
     for j, a in enumerate(acc):
-        weighted[j][rows] = _unscale(a, scale)
+        sums.weighted[j][rows] = _unscale(a, scale)
 
 
 def _unscale(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -155,13 +152,12 @@ def _unscale(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
         return np.sign(values) * np.exp(np.log(np.abs(values)) + scale)
 
 
-def require_complete(complete: np.ndarray, what: str) -> None:
+def require_complete(complete: np.ndarray, what: str, why: str) -> None:
     """Raise ConvergenceError when some rows of a series needed more than MAX_TERMS terms."""
     if not complete.all():
         raise ConvergenceError(
             f"{what}: the hypergeometric series did not converge within {MAX_TERMS:,} terms "
-            f"for {int((~complete).sum())} row(s); the argument is too close to 1 "
-            "(a horizon far longer than the customers' observed ages)"
+            f"for {int((~complete).sum())} row(s); its argument is too close to 1 ({why})"
         )
 
 
@@ -185,7 +181,8 @@ def power_series_by_group(
     with np.errstate(divide="ignore"):
         need = np.where(z > 0, np.ceil((np.log(eps) + np.log1p(-z)) / np.log(np.where(z > 0, z, 0.5))), 0.0) + 1.0
     complete = need <= max_terms
-    need = np.minimum(need, max_terms).astype(np.int64)
+    # At least two terms: the derivative in z of a series is its second coefficient at z = 0.
+    need = np.clip(need, 2, max_terms).astype(np.int64)
     order = np.lexsort((-need, group))
     bounds = np.flatnonzero(np.diff(group[order])) + 1
     out: np.ndarray | None = None
