@@ -169,7 +169,13 @@ LogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
 class LikelihoodModel:
-    """Shared estimator contract: hyperparameters in __init__, results in attributes ending in '_'."""
+    """Shared estimator contract: hyperparameters in __init__, results in attributes ending in '_'.
+
+    penalizer adds penalizer * sum(params**2) to the mean negative log-likelihood (lifetimes'
+    penalizer_coef, but on the parameters in the data's own time unit). max_iter bounds the
+    L-BFGS-B iterations. tol is the largest gradient of the mean negative log-likelihood with
+    respect to the log-parameters accepted at the end; a larger one raises ConvergenceError.
+    """
 
     param_names: tuple[str, ...] = ()
 
