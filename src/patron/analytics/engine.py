@@ -4,8 +4,9 @@ DuckDB attaches the operational database read-only through its SQLite or Postgre
 scanner and puts typed views in front of the tables the queries read (`orders`,
 `order_lines`, `order_returns`, `customers`, `products`), so a query never sees a
 backend difference: timestamps are naive UTC TIMESTAMPs, money is DECIMAL(18,2), ids
-are BIGINT, booleans are BOOLEAN, JSON is text. Spark gets the same views' rows as
-temp views of the same names, so one query text runs on both engines.
+are BIGINT, booleans are BOOLEAN, JSON is text. Spark reads a Parquet snapshot of
+those views (`export_parquet`, then `register_spark_views`) as temp views of the same
+names, so one query text runs on both engines.
 
 The scanners come from the `duckdb-extension-sqlite` and
 `duckdb-extension-postgres-scanner` wheels and are loaded from their package
@@ -231,14 +232,31 @@ def spark_session(app_name: str = "patron-analytics", *, master: str = "local[2]
     return spark
 
 
-def register_spark_views(spark: SparkSession, source: duckdb.DuckDBPyConnection | Engine) -> None:
-    """Load the operational tables into Spark as temp views named like DuckDB's views."""
+def export_parquet(source: duckdb.DuckDBPyConnection | Engine, directory: str | Path) -> dict[str, Path]:
+    """Write the typed views (orders, order_lines, ...) as one Parquet file each into directory."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
     conn = duckdb_connection(source) if isinstance(source, Engine) else source
+    files = {}
     try:
         for table in TABLES:
-            # Through Arrow, with the typed views' columns: both engines read identical values.
-            data = conn.table(table).to_arrow_table()
-            spark.createDataFrame(data).createOrReplaceTempView(table)
+            path = folder / f"{table}.parquet"
+            conn.execute(f"COPY (SELECT * FROM \"{table}\") TO '{_quote(str(path))}' (FORMAT parquet)")
+            files[table] = path
     finally:
         if conn is not source:
             conn.close()
+    return files
+
+
+def register_spark_views(spark: SparkSession, directory: str | Path) -> None:
+    """Register the Parquet files written by export_parquet as Spark temp views of the same names."""
+    # Parquet rather than in-memory DataFrames: Spark plans file scans with real sizes
+    # (a local DataFrame lives in the driver's plan and was broadcast until memory ran
+    # out), and it is how a cluster would read a snapshot of the operational data.
+    folder = Path(directory)
+    for table in TABLES:
+        path = folder / f"{table}.parquet"
+        if not path.is_file():
+            raise AnalyticsUnavailable(f"{path} is missing; write the snapshot with export_parquet() first")
+        spark.read.parquet(str(path)).createOrReplaceTempView(table)
