@@ -10,7 +10,19 @@ from scipy.optimize import minimize
 
 from patron.errors import ConvergenceError
 
-__all__ = ["ConvergenceError", "LikelihoodModel", "as_array", "check_rfm", "group_rows", "wsum"]
+__all__ = [
+    "ConvergenceError",
+    "LikelihoodModel",
+    "PurchaseCurve",
+    "as_array",
+    "check_horizon",
+    "check_rfm",
+    "check_weights",
+    "group_rows",
+    "merge_rows",
+    "scalar_or_array",
+    "wsum",
+]
 
 # Log-parameters stay inside this box: exp(+-30) spans every sensible unit of time and money, and
 # a fit that ends on the box edge has run off towards a degenerate model (reported, not returned).
@@ -29,6 +41,38 @@ def as_array(name: str, values: Any) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return array
+
+
+def check_horizon(t: Any) -> np.ndarray:
+    """Validated prediction horizon(s) t >= 0."""
+    horizon = as_array("t", t)
+    if (horizon < 0).any():
+        raise ValueError("t (the prediction horizon) must be >= 0")
+    return horizon
+
+
+def scalar_or_array(values: np.ndarray) -> np.ndarray | float:
+    """A float for 0-d results (all inputs were scalars), else the array."""
+    return float(values) if values.ndim == 0 else values
+
+
+class PurchaseCurve:
+    """Expected purchases of a fixed set of customers as a function of the horizon t.
+
+    E[purchases in (T, T+t]] = p_alive * at(t)[inverse]: at() works on groups of customers (the
+    distinct (frequency, T) pairs for BG/NBD), so a curve evaluated at many horizons
+    (customer_lifetime_value) pays for the grouping and for P(alive) once.
+    """
+
+    def __init__(self, p_alive: np.ndarray, inverse: np.ndarray, at: Callable[[float], np.ndarray], shape=None):
+        self.p_alive = p_alive
+        self.inverse = inverse
+        self.at = at
+        self.shape = p_alive.shape if shape is None else shape
+
+    def expected(self, t: float) -> np.ndarray:
+        """Expected purchases of every customer in (T, T + t]."""
+        return (self.p_alive * self.at(t)[self.inverse]).reshape(self.shape)
 
 
 def _first_bad(mask: np.ndarray) -> str:

@@ -15,43 +15,16 @@ from scipy.special import digamma, expit, exprel, gammaln
 
 from patron.analytics.models.base import (
     LikelihoodModel,
-    as_array,
+    PurchaseCurve,
+    check_horizon,
     check_rfm,
     check_weights,
     group_rows,
     merge_rows,
+    scalar_or_array,
     wsum,
 )
 from patron.analytics.models.series import require_complete, sum_series
-
-
-class PurchaseCurve:
-    """Expected purchases of a fixed set of customers as a function of the horizon t.
-
-    E[purchases in (T, T+t]] = p_alive * at(t)[inverse]; at() works on the distinct
-    (frequency, T) groups, so a curve evaluated at many horizons (customer_lifetime_value)
-    pays for the grouping once.
-    """
-
-    def __init__(self, p_alive: np.ndarray, inverse: np.ndarray, at: Any):
-        self.p_alive = p_alive
-        self.inverse = inverse
-        self.at = at
-
-    def expected(self, t: float) -> np.ndarray:
-        """Expected purchases of every customer in (T, T + t]."""
-        return self.p_alive * self.at(t)[self.inverse]
-
-
-def _result(values: np.ndarray) -> np.ndarray | float:
-    return float(values) if values.ndim == 0 else values
-
-
-def _check_t(t: Any) -> np.ndarray:
-    horizon = as_array("t", t)
-    if (horizon < 0).any():
-        raise ValueError("t (the prediction horizon) must be >= 0")
-    return horizon
 
 
 class BGNBD(LikelihoodModel):
@@ -78,26 +51,26 @@ class BGNBD(LikelihoodModel):
         """P(customer still alive at T | x, t_x, T); 1 for customers without repeat purchases."""
         params = self._params()
         x, t_x, age = check_rfm(frequency, recency, T, for_fit=False)
-        return _result(_p_alive(params, x, t_x, age))
+        return scalar_or_array(_p_alive(params, x, t_x, age))
 
     def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray | float:
         """E[purchases in (T, T + t] | x, t_x, T] for each customer (FHL 2005, eq. 10)."""
         params = self._params()
-        horizon = _check_t(t)
+        horizon = check_horizon(t)
         x, t_x, age = check_rfm(frequency, recency, T, for_fit=False)
         if horizon.ndim == 0:
-            return _result(self._conditional_curve_checked(params, x, t_x, age).expected(float(horizon)))
+            return scalar_or_array(self._conditional_curve_checked(params, x, t_x, age).expected(float(horizon)))
         x, t_x, age, horizon = np.broadcast_arrays(x, t_x, age, horizon)
         (gx, gage, gt), inverse = group_rows(x, age, horizon)
         alive = _p_alive(params, x, t_x, age)
-        return _result(alive * _alive_expectation(params, gx, gage, gt)[inverse])
+        return scalar_or_array(alive * _alive_expectation(params, gx, gage, gt)[inverse])
 
     def expected_purchases_new(self, t: Any) -> np.ndarray | float:
         """E[X(t)]: expected repeat purchases in (0, t] of a customer who just made a first purchase (eq. 9)."""
         params = self._params()
-        horizon = _check_t(t)
+        horizon = check_horizon(t)
         zero = np.zeros_like(horizon)
-        return _result(_alive_expectation(params, zero, zero, horizon))
+        return scalar_or_array(_alive_expectation(params, zero, zero, horizon))
 
     def _conditional_curve(self, frequency: Any, recency: Any, T: Any) -> PurchaseCurve:
         params = self._params()
@@ -109,15 +82,11 @@ class BGNBD(LikelihoodModel):
         shape = x.shape
         x, t_x, age = x.ravel(), t_x.ravel(), age.ravel()
         (gx, gage), inverse = group_rows(x, age)
-        alive = _p_alive(params, x, t_x, age)
 
         def at(t: float) -> np.ndarray:
             return _alive_expectation(params, gx, gage, np.full(gx.shape, float(t)))
 
-        curve = PurchaseCurve(alive, inverse, at)
-        if shape != x.shape:
-            return _ReshapedCurve(curve, shape)
-        return curve
+        return PurchaseCurve(_p_alive(params, x, t_x, age), inverse, at, shape)
 
     def _negative_log_likelihood(self, theta: np.ndarray, frequency, recency, T, weights=None):
         """Mean negative log-likelihood and its gradient at theta (for tests of the analytic gradient)."""
@@ -125,15 +94,6 @@ class BGNBD(LikelihoodModel):
         data = _FitData(x, t_x, age, check_weights(weights, x.size))
         ll, grad = data.log_likelihood(np.asarray(theta, dtype=float))
         return -ll / data.total, -grad / data.total
-
-
-class _ReshapedCurve(PurchaseCurve):
-    def __init__(self, curve: PurchaseCurve, shape: tuple[int, ...]):
-        super().__init__(curve.p_alive, curve.inverse, curve.at)
-        self.shape = shape
-
-    def expected(self, t: float) -> np.ndarray:
-        return super().expected(t).reshape(self.shape)
 
 
 class _FitData:

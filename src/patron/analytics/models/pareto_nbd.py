@@ -13,8 +13,17 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma, exprel, gammaln
 
-from patron.analytics.models.base import LikelihoodModel, check_rfm, check_weights, group_rows, merge_rows, wsum
-from patron.analytics.models.bgnbd import PurchaseCurve, _check_t, _result
+from patron.analytics.models.base import (
+    LikelihoodModel,
+    PurchaseCurve,
+    check_horizon,
+    check_rfm,
+    check_weights,
+    group_rows,
+    merge_rows,
+    scalar_or_array,
+    wsum,
+)
 from patron.analytics.models.series import power_series_by_group, require_complete
 
 
@@ -42,30 +51,35 @@ class ParetoNBD(LikelihoodModel):
         """P(customer still alive at T | x, t_x, T) (Fader & Hardie 2005 note, section 5)."""
         params = self._params()
         x, t_x, age = check_rfm(frequency, recency, T, for_fit=False)
-        return _result(_p_alive(params, x, t_x, age))
+        return scalar_or_array(_p_alive(params, x, t_x, age))
 
     def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray | float:
         """E[purchases in (T, T + t] | x, t_x, T] for each customer (Fader & Hardie 2005 note, section 6)."""
         params = self._params()
-        horizon = _check_t(t)
+        horizon = check_horizon(t)
         x, t_x, age = check_rfm(frequency, recency, T, for_fit=False)
         x, t_x, age, horizon = np.broadcast_arrays(x, t_x, age, horizon)
-        return _result(_p_alive(params, x, t_x, age) * _alive_expectation(params, x, age, horizon))
+        return scalar_or_array(_p_alive(params, x, t_x, age) * _alive_expectation(params, x, age, horizon))
 
     def expected_purchases_new(self, t: Any) -> np.ndarray | float:
         """E[X(t)]: expected repeat purchases in (0, t] of a new customer (Fader & Hardie 2005 note, section 4)."""
         params = self._params()
-        horizon = _check_t(t)
+        horizon = check_horizon(t)
         zero = np.zeros_like(horizon)
-        return _result(_alive_expectation(params, zero, zero, horizon))
+        return scalar_or_array(_alive_expectation(params, zero, zero, horizon))
 
     def _conditional_curve(self, frequency: Any, recency: Any, T: Any) -> PurchaseCurve:
         params = self._params()
         x, t_x, age = check_rfm(frequency, recency, T, for_fit=False)
+        shape = x.shape
         x, t_x, age = x.ravel(), t_x.ravel(), age.ravel()
         alive = _p_alive(params, x, t_x, age)
-        inverse = np.arange(x.size)
-        return PurchaseCurve(alive, inverse, lambda t: _alive_expectation(params, x, age, np.full(x.shape, float(t))))
+
+        def at(t: float) -> np.ndarray:
+            # Closed form per customer: no grouping needed.
+            return _alive_expectation(params, x, age, np.full(x.shape, float(t)))
+
+        return PurchaseCurve(alive, np.arange(x.size), at, shape)
 
     def _negative_log_likelihood(self, theta: np.ndarray, frequency, recency, T, weights=None):
         """Mean negative log-likelihood and its gradient at theta (for tests of the analytic gradient)."""
