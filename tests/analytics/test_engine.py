@@ -511,3 +511,74 @@ def test_spark_sql_is_a_translation_of_the_same_text():
     assert "CAST('2026-03-31' AS DATE)" in duck and "CAST('2026-03-31' AS DATE)" in spark
     with pytest.raises(ValueError, match="missing query parameters"):
         queries.render_sql(queries.CUSTOMER_SUMMARIES, "duckdb", as_of=AS_OF)
+
+
+# --------------------------------------------------------------------------- generated data
+
+
+def _oracle(engine, *, as_of: date, period_end: date) -> dict[int, dict]:
+    """customer_summaries recomputed in plain Python from ORM reads (no DuckDB, no SQL text)."""
+    from collections import Counter, defaultdict
+
+    from sqlalchemy import select
+
+    from patron.models import Customer, OrderReturn
+
+    with session_scope(engine) as s:
+        live = [cid for (cid,) in s.execute(select(Customer.id).where(Customer.merged_into_id.is_(None)))]
+        refunded: dict[int, Decimal] = defaultdict(Decimal)
+        for order_id, amount, when in s.execute(
+            select(OrderReturn.order_id, OrderReturn.amount, OrderReturn.returned_at)
+        ):
+            if when.date() <= period_end:
+                refunded[order_id] += amount
+        spend: dict[int, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        n_orders: Counter = Counter()
+        holdout_days: dict[int, set] = defaultdict(set)
+        for oid, cid, when, status, total in s.execute(
+            select(Order.id, Order.customer_id, Order.placed_at, Order.status, Order.total)
+        ):
+            day = when.astimezone(UTC).date()
+            if status == "cancelled" or day > as_of:
+                continue
+            if day <= period_end:
+                spend[cid][day] += total - refunded[oid]
+                n_orders[cid] += 1
+            else:
+                holdout_days[cid].add(day)
+    out = {}
+    for cid in live:
+        days = sorted(spend[cid])
+        if not days:
+            out[cid] = dict(n_orders=0, frequency=0, T=None, monetary_value=0.0, revenue=0.0, frequency_holdout=None)
+            continue
+        repeat = [spend[cid][d] for d in days[1:]]
+        out[cid] = dict(
+            first_purchase=days[0],
+            last_purchase=days[-1],
+            n_orders=n_orders[cid],
+            frequency=len(repeat),
+            recency=float((days[-1] - days[0]).days),
+            T=float((period_end - days[0]).days),
+            monetary_value=float(sum(repeat) / len(repeat)) if repeat else 0.0,
+            revenue=float(sum(spend[cid].values())),
+            frequency_holdout=len(holdout_days[cid]),
+        )
+    return out
+
+
+def test_summaries_of_generated_data_match_an_independent_computation(fresh_engine):
+    from patron.demo.generator import generate
+
+    generate(fresh_engine, customers=400, seed=11, end=D(2026, 6, 1))
+    as_of, cal_end = D(2026, 5, 31), D(2025, 12, 31)
+    conn = duckdb_connection(fresh_engine)
+    try:
+        got = rows_by_id(customer_summaries(conn, as_of=as_of, calibration_end=cal_end))
+    finally:
+        conn.close()
+    want = _oracle(fresh_engine, as_of=as_of, period_end=cal_end)
+    assert set(got) == set(want)
+    assert sum(1 for row in want.values() if row["frequency"] > 0) > 50
+    for cid, expected in want.items():
+        check(got[cid], **expected)

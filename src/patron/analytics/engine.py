@@ -15,8 +15,10 @@ directories: DuckDB never downloads anything.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import tempfile
 import threading
 from functools import cache
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 ATTACHED = "operational"
 TABLES = {model.__tablename__: model for model in (Customer, Order, OrderLine, OrderReturn, Product)}
 
-# (wheel package, the extension's own name: DuckDB derives the init symbol from the file name).
+# backend: (wheel package, file name stem in the wheel, the extension's own name).
 _EXTENSIONS = {
     "sqlite": ("duckdb_extension_sqlite", "sqlite", "sqlite_scanner"),
     "postgresql": ("duckdb_extension_postgres_scanner", "postgres_scanner", "postgres_scanner"),
@@ -80,12 +82,11 @@ def _linked_as(shipped: Path, ext_name: str) -> Path:
     # folder fixes that without writing into site-packages or ~/.duckdb.
     with _link_lock:
         folder = Path(tempfile.mkdtemp(prefix="patron-duckdb-ext-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         link = folder / f"{ext_name}.duckdb_extension"
         try:
             link.symlink_to(shipped)
         except OSError:
-            import shutil
-
             shutil.copyfile(shipped, link)
         return link
 
