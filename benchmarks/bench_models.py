@@ -164,11 +164,11 @@ def main() -> int:
     param_diff = max(abs(ours_params[k] - peer_params[k]) / abs(peer_params[k]) for k in ours_params)
     # How close each end point is to the maximum: the gradient of the mean log-likelihood with
     # respect to the log-parameters, from the same code for both.
-    args = (data["frequency"], data["recency"], data["T"])
+    summaries = (data["frequency"], data["recency"], data["T"])
     bg_names = ("r", "alpha", "a", "b")
     for who, params in (("patron's", ours_params), ("lifetimes'", peer_params)):
         theta = np.array([params[k] for k in bg_names])
-        gradient = BGNBD()._negative_log_likelihood(theta, *args)[1] * theta
+        gradient = BGNBD()._negative_log_likelihood(theta, *summaries)[1] * theta
         print(f"BG/NBD gradient (mean log-likelihood, log-parameters) at {who} end point: {np.abs(gradient).max():.1e}")
     print()
     print(f"{'':<12}{'patron s':>10}{'lifetimes s':>13}{'ratio':>8}")
