@@ -35,6 +35,10 @@ def make_engine(url: str, **kwargs) -> Engine:
             # Temporary tables (imports stage every batch in them) and sorts stay in memory
             # instead of a temporary file.
             cur.execute("PRAGMA temp_store=MEMORY")
+            # A 64 MiB page cache (the default is 2 MiB) keeps the indexes of a few million
+            # orders in memory: bulk imports spent a fifth of their time re-reading index
+            # pages. Pages are allocated only as they are used.
+            cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
         @event.listens_for(engine, "begin")
