@@ -430,17 +430,12 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
             f"{c('l.discount')} <> rl.discount",
         ]
     )
-    st.create_as(
-        conn,
-        "changed_lines",
-        "SELECT DISTINCT rl.order_ext FROM res_lines rl JOIN res_orders r ON r.order_ext = rl.order_ext "
-        "LEFT JOIN order_lines l ON l.order_id = r.order_id AND l.line_no = rl.line_no "
-        f"WHERE r.order_id IS NOT NULL AND ({differs}) "
-        "UNION SELECT r.order_ext FROM res_orders r WHERE r.order_id IS NOT NULL AND "
-        "(SELECT COUNT(*) FROM order_lines l WHERE l.order_id = r.order_id) <> "
-        "(SELECT COUNT(*) FROM res_lines rl WHERE rl.order_ext = r.order_ext)",
-        index=("order_ext",),
-    )
+    # A first import of these orders (the common case) has nothing to compare or update.
+    existing = conn.exec_driver_sql("SELECT 1 FROM res_orders WHERE order_id IS NOT NULL LIMIT 1").first() is not None
+    if not existing:
+        st.create(conn, "changed_lines", {"order_ext": "text"})
+    else:
+        _changed_lines(conn, differs)
     started = _ts_literal(conn, ctx.run_started_at)
     # Returns recorded in Patron set an order's status; a file saying only 'placed' (the
     # default) must not undo that when the same order is imported again.
@@ -501,14 +496,15 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
         + ["status = f.kept_status"]
         + [f"{f} = {m('f.' + f)}" for f in ("subtotal", "discount", "shipping_fee", "tax", "total")]
     )
-    x(
-        f"UPDATE orders SET customer_id = f.cid, {', '.join(sets)}, updated_at = {now} FROM fin_orders f "
-        f"WHERE orders.id = f.order_id AND {ok} AND (f.changed = 1 OR f.lines_changed = 1)"
-    )
-    x(
-        "DELETE FROM order_lines WHERE order_id IN "
-        f"(SELECT f.order_id FROM fin_orders f WHERE {ok} AND f.lines_changed = 1)"
-    )
+    if existing:
+        x(
+            f"UPDATE orders SET customer_id = f.cid, {', '.join(sets)}, updated_at = {now} FROM fin_orders f "
+            f"WHERE orders.id = f.order_id AND {ok} AND (f.changed = 1 OR f.lines_changed = 1)"
+        )
+        x(
+            "DELETE FROM order_lines WHERE order_id IN "
+            f"(SELECT f.order_id FROM fin_orders f WHERE {ok} AND f.lines_changed = 1)"
+        )
     x(
         "INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price, discount) "
         "SELECT COALESCE(f.order_id, f.new_id), rl.line_no, rl.product_id, rl.quantity, "
@@ -534,6 +530,21 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
             out.updated += n
         else:
             out.unchanged += n
+
+
+def _changed_lines(conn: Connection, differs: str) -> None:
+    """Stored orders of this batch whose lines differ from the file's (or differ in number)."""
+    st.create_as(
+        conn,
+        "changed_lines",
+        "SELECT DISTINCT rl.order_ext FROM res_lines rl JOIN res_orders r ON r.order_ext = rl.order_ext "
+        "LEFT JOIN order_lines l ON l.order_id = r.order_id AND l.line_no = rl.line_no "
+        f"WHERE r.order_id IS NOT NULL AND ({differs}) "
+        "UNION SELECT r.order_ext FROM res_orders r WHERE r.order_id IS NOT NULL AND "
+        "(SELECT COUNT(*) FROM order_lines l WHERE l.order_id = r.order_id) <> "
+        "(SELECT COUNT(*) FROM res_lines rl WHERE rl.order_ext = r.order_ext)",
+        index=("order_ext",),
+    )
 
 
 def _resolve_customers(conn: Connection, stage: str, source: str) -> None:
