@@ -16,10 +16,6 @@ import pytest
 from tests.conftest import _unavailable
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "spark: needs PySpark and a Java 17+ runtime (local-mode Spark)")
-
-
 def _java_missing() -> str | None:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK):
