@@ -1,0 +1,169 @@
+"""Queries over analysis runs, customer scores and insights, and their bulk writes.
+
+Scores and insights are written from polars frames in bulk inside the caller's
+transaction: PostgreSQL gets COPY through psycopg (CSV written by polars), SQLite one
+executemany of column-wise tuples. No ORM object is made per customer.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import polars as pl
+from sqlalchemy import Connection, Select, func, select
+from sqlalchemy.orm import Session
+
+from patron.models import AnalysisRun, CustomerInsight, CustomerScore, Order
+from patron.models.enums import AnalysisStatus, OrderStatus
+
+SCORE_COLUMNS = [c.name for c in CustomerScore.__table__.columns]
+INSIGHT_COLUMNS = [c.name for c in CustomerInsight.__table__.columns]
+# Rows per COPY chunk / executemany call: bounds the memory of the CSV text and tuples.
+_CHUNK = 200_000
+_PG_TIMESTAMP = "%Y-%m-%dT%H:%M:%S%.f+00:00"
+_SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%6f"  # as SQLAlchemy writes DateTime to SQLite
+FINISHED = (AnalysisStatus.completed, AnalysisStatus.partial)
+
+
+def get(session: Session, run_id: int) -> AnalysisRun | None:
+    return session.get(AnalysisRun, run_id)
+
+
+def list_query() -> Select:
+    return select(AnalysisRun)
+
+
+def latest_completed_run(session: Session) -> AnalysisRun | None:
+    """The run with the latest as_of (then the newest) among those that stored scores."""
+    stmt = (
+        select(AnalysisRun)
+        .where(AnalysisRun.status.in_(FINISHED))
+        .order_by(AnalysisRun.as_of.desc(), AnalysisRun.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def customer_score_history(session: Session, customer_id: int) -> list[tuple[CustomerScore, AnalysisRun]]:
+    """A customer's scores of every finished run, oldest as_of first."""
+    stmt = (
+        select(CustomerScore, AnalysisRun)
+        .join(AnalysisRun, AnalysisRun.id == CustomerScore.run_id)
+        .where(CustomerScore.customer_id == customer_id, AnalysisRun.status.in_(FINISHED))
+        .order_by(CustomerScore.as_of, CustomerScore.run_id)
+    )
+    return [(score, run) for score, run in session.execute(stmt)]
+
+
+def scores_of_run(session: Session, run_id: int) -> Iterator[CustomerScore]:
+    """Every customer's scores of one run, by customer id (streamed)."""
+    stmt = select(CustomerScore).where(CustomerScore.run_id == run_id).order_by(CustomerScore.customer_id)
+    yield from session.scalars(stmt.execution_options(yield_per=10_000))
+
+
+def latest_scores(session: Session) -> Iterator[CustomerScore]:
+    """Every customer's scores from the latest finished run (none when there is no such run)."""
+    run = latest_completed_run(session)
+    if run is not None:
+        yield from scores_of_run(session, run.id)
+
+
+def customer_insight(session: Session, customer_id: int) -> CustomerInsight | None:
+    return session.get(CustomerInsight, customer_id)
+
+
+def count_orders_after(session: Session, day: date) -> int:
+    """Orders (not cancelled) placed after the end of `day` (UTC)."""
+    after = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    stmt = (
+        select(func.count()).select_from(Order).where(Order.placed_at >= after, Order.status != OrderStatus.cancelled)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+COST_MARGIN = """
+SELECT SUM(l.quantity * l.unit_price - l.discount) AS revenue,
+       SUM(l.quantity * p.unit_cost) AS cost
+FROM orders AS o
+JOIN order_lines AS l ON l.order_id = o.id
+JOIN products AS p ON p.id = l.product_id
+WHERE o.status <> 'cancelled'
+  AND p.unit_cost IS NOT NULL
+  AND CAST(o.placed_at AS DATE) > ? AND CAST(o.placed_at AS DATE) <= ?
+"""
+
+
+def cost_margin(conn: duckdb.DuckDBPyConnection, *, as_of: date, window_days: int = 365) -> float | None:
+    """Gross margin (1 - cost / revenue) of the lines sold in the window whose product has a unit cost."""
+    revenue, cost = conn.execute(COST_MARGIN, [as_of - timedelta(days=window_days), as_of]).fetchone()
+    if revenue is None or cost is None or revenue <= 0:
+        return None
+    return 1.0 - float(cost) / float(revenue)
+
+
+# --------------------------------------------------------------------------- bulk writes
+
+
+def insert_scores(session: Session, scores: pl.DataFrame) -> None:
+    """Insert one run's customer_scores rows (a frame with SCORE_COLUMNS) in bulk."""
+    conn = session.connection()
+    frame = scores.select(SCORE_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        _copy(conn, "customer_scores", frame)
+    else:
+        _executemany(conn, _insert_sql("customer_scores", SCORE_COLUMNS), frame)
+
+
+def upsert_insights(session: Session, insights: pl.DataFrame) -> None:
+    """Insert or replace customer_insights rows (INSIGHT_COLUMNS), keeping any with a later as_of."""
+    conn = session.connection()
+    frame = insights.select(INSIGHT_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in INSIGHT_COLUMNS if c != "customer_id")
+    conflict = f"ON CONFLICT (customer_id) DO UPDATE SET {updates} WHERE customer_insights.as_of <= excluded.as_of"
+    if conn.dialect.name == "postgresql":
+        # COPY cannot upsert: stage the rows, then one INSERT ... ON CONFLICT.
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE analysis_insights_stage (LIKE customer_insights INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        _copy(conn, "analysis_insights_stage", frame)
+        columns = ", ".join(INSIGHT_COLUMNS)
+        conn.exec_driver_sql(
+            f"INSERT INTO customer_insights ({columns}) SELECT {columns} FROM analysis_insights_stage {conflict}"
+        )
+        conn.exec_driver_sql("DROP TABLE analysis_insights_stage")
+    else:
+        _executemany(conn, _insert_sql("customer_insights", INSIGHT_COLUMNS) + " " + conflict, frame)
+
+
+def _insert_sql(table: str, columns: list[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def _copy(conn: Connection, table: str, frame: pl.DataFrame) -> None:
+    raw = conn.connection.driver_connection
+    columns = ", ".join(frame.columns)
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+        for offset in range(0, frame.height, _CHUNK):
+            buffer = io.BytesIO()
+            # Nulls are unquoted empty fields (NULL to COPY csv); empty strings come out quoted.
+            frame.slice(offset, _CHUNK).write_csv(buffer, include_header=False, datetime_format=_PG_TIMESTAMP)
+            copy.write(buffer.getbuffer())
+
+
+def _executemany(conn: Connection, sql: str, frame: pl.DataFrame) -> None:
+    # SQLite stores dates and timestamps as ISO text (as SQLAlchemy writes them).
+    frame = frame.with_columns(
+        [pl.col(n).dt.strftime("%Y-%m-%d") for n, t in frame.schema.items() if t == pl.Date]
+        + [pl.col(n).dt.strftime(_SQLITE_TIMESTAMP) for n, t in frame.schema.items() if isinstance(t, pl.Datetime)]
+    )
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for offset in range(0, frame.height, _CHUNK):
+            chunk = frame.slice(offset, _CHUNK)
+            # Column lists zipped into tuples: far cheaper than polars' row iteration.
+            cursor.executemany(sql, zip(*(chunk[c].to_list() for c in chunk.columns), strict=True))
+    finally:
+        cursor.close()
