@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from patron.analytics import equity
 from patron.api.deps import PathId, SessionDep
 from patron.customers import service
 from patron.customers.schemas import CustomerCreate, CustomerUpdate
@@ -245,6 +246,7 @@ def _360_page(
 
     view = service.customer_360(session, customer_id, cursor=cursor or None, limit=TIMELINE_SIZE)
     merged_from = identity.recent_merges(session, survivor_id=customer_id, active_only=True, limit=10)
+    outlook = equity.customer_outlook(session, customer_id=customer_id)
     profile = view.profile
     name = f"{profile.first_name} {profile.last_name}".strip() or profile.email or f"Customer {profile.id}"
     return render(
@@ -259,6 +261,20 @@ def _360_page(
             "note": note or {"body": "", "subject": ""},
             "note_errors": note_errors or {},
             "merged_from": merged_from,
+            "outlook": outlook,
+            "value_chart": _value_chart(outlook),
         },
         status_code=422 if note_errors else 200,
     )
+
+
+def _value_chart(outlook) -> dict | None:
+    """CLV and P(alive) across the customer's analyses, when there are at least two to compare."""
+    if outlook is None or len(outlook.history) < 2:
+        return None
+    return {
+        "kind": "history",
+        "x": [score.as_of.isoformat() for score, _ in outlook.history],
+        "clv": [float(score.clv) if score.clv is not None else None for score, _ in outlook.history],
+        "p_alive": [score.p_alive for score, _ in outlook.history],
+    }
