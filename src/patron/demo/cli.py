@@ -121,6 +121,7 @@ def demo_command(
             )
         _run_generator(engine, customers=customers, seed=seed, end=None)
         _ensure_demo_user(engine)
+        _run_analysis(engine)
     except Conflict as exc:
         raise _fail(exc.message) from exc
 
@@ -144,6 +145,32 @@ def demo_command(
     get_settings.cache_clear()
     get_engine.cache_clear()
     uvicorn.run(create_app(engine), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
+
+
+def _run_analysis(engine) -> None:
+    """Score the demo customers, so the analytics page and each 360's value panel have something to show."""
+    from patron.analytics import service as analytics
+    from patron.analytics.equity import MODEL_LABELS
+    from patron.db import session_scope
+    from patron.errors import PatronError
+
+    with console.status("Analysing customers (RFM, purchase and spend models, CLV)...") as status:
+        try:
+            with session_scope(engine) as session:
+                run = analytics.analyze(
+                    session, actor="patron demo", progress=lambda step: status.update(f"Analysing customers: {step}...")
+                )
+                outcome = (run.status, run.model, run.buyers, run.customers, (run.timings or {}).get("total"))
+        except PatronError as exc:
+            # The demo is still worth serving without scores; say how to get them.
+            err_console.print(f"[yellow]Analysis not stored:[/] {exc.message} (run `patron analyze` to retry)")
+            return
+    status_name, model, buyers, total, seconds = outcome
+    console.print(
+        f"Analysis {status_name}: {buyers:,} buyers of {total:,} customers scored"
+        + (f" with {MODEL_LABELS.get(model, model)}" if model else "")
+        + (f" in {seconds:.1f} s." if seconds is not None else ".")
+    )
 
 
 def _ensure_demo_user(engine) -> None:
