@@ -51,6 +51,7 @@ OrderWriter = Annotated[Principal, Depends(require(Permission.write_orders))]
 CatalogWriter = Annotated[Principal, Depends(require(Permission.write_catalog))]
 Importer = Annotated[Principal, Depends(require(Permission.import_data))]
 Merger = Annotated[Principal, Depends(require(Permission.merge_customers))]
+Analyst = Annotated[Principal, Depends(require(Permission.run_analysis))]
 
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]

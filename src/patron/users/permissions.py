@@ -17,6 +17,7 @@ class Permission(StrEnum):
     manage_users = "manage_users"
     import_data = "import_data"  # bulk files, batch API, import runs
     merge_customers = "merge_customers"  # merge duplicates and undo merges
+    run_analysis = "run_analysis"  # `patron analyze` runs: scores, CLV, validation
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -35,7 +36,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.agent: frozenset(
         {Permission.read, Permission.write_customers, Permission.write_interactions, Permission.merge_customers}
     ),
-    Role.analyst: frozenset({Permission.read}),
+    Role.analyst: frozenset({Permission.read, Permission.run_analysis}),
     Role.viewer: frozenset({Permission.read}),
 }
 
