@@ -50,7 +50,6 @@ def upgrade() -> None:
     sa.Column('preferred_channel', sa.String(length=20), nullable=True),
     sa.Column('has_children_signal', sa.Boolean(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_insights_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_customer_insights'))
     )
     op.create_table('customer_scores',
@@ -75,17 +74,70 @@ def upgrade() -> None:
     sa.Column('churn_band', sa.Enum('low', 'medium', 'high', 'lost', name='churnband', native_enum=False, create_constraint=True), nullable=True),
     sa.Column('expected_spend', sa.Numeric(12, 2), nullable=True),
     sa.Column('clv', sa.Numeric(12, 2), nullable=True),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_scores_customer_id_customers'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['run_id'], ['analysis_runs.id'], name=op.f('fk_customer_scores_run_id_analysis_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', 'customer_id', name=op.f('pk_customer_scores'))
     )
     with op.batch_alter_table('customer_scores', schema=None) as batch_op:
         batch_op.create_index('ix_customer_scores_customer_id_as_of', ['customer_id', 'as_of'], unique=False)
         batch_op.create_index(batch_op.f('ix_customer_scores_rfm_segment'), ['rfm_segment'], unique=False)
 
+    _create_cascade_triggers()
+
+
+# customer_scores and customer_insights have no foreign keys (per-row checks made a
+# million-row write three times slower on PostgreSQL; see models/analytics.py); these
+# triggers do what ON DELETE CASCADE did. On SQLite, a later batch_alter_table of
+# customers or analysis_runs recreates the table and drops its triggers: such a
+# migration must create them again (_create_cascade_triggers).
+_SQLITE_TRIGGERS = [
+    '''CREATE TRIGGER customers_delete_analytics AFTER DELETE ON customers
+    BEGIN
+        DELETE FROM customer_scores WHERE customer_id = OLD.id;
+        DELETE FROM customer_insights WHERE customer_id = OLD.id;
+    END''',
+    '''CREATE TRIGGER analysis_runs_delete_scores AFTER DELETE ON analysis_runs
+    BEGIN
+        DELETE FROM customer_scores WHERE run_id = OLD.id;
+    END''',
+]
+_POSTGRESQL_TRIGGERS = [
+    '''CREATE FUNCTION customers_delete_analytics() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM customer_scores WHERE customer_id = OLD.id;
+        DELETE FROM customer_insights WHERE customer_id = OLD.id;
+        RETURN OLD;
+    END $$''',
+    '''CREATE TRIGGER customers_delete_analytics AFTER DELETE ON customers
+    FOR EACH ROW EXECUTE FUNCTION customers_delete_analytics()''',
+    '''CREATE FUNCTION analysis_runs_delete_scores() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM customer_scores WHERE run_id = OLD.id;
+        RETURN OLD;
+    END $$''',
+    '''CREATE TRIGGER analysis_runs_delete_scores AFTER DELETE ON analysis_runs
+    FOR EACH ROW EXECUTE FUNCTION analysis_runs_delete_scores()''',
+]
+
+
+def _create_cascade_triggers() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    for statement in _POSTGRESQL_TRIGGERS if postgresql else _SQLITE_TRIGGERS:
+        op.execute(statement)
+
+
+def _drop_cascade_triggers() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS customers_delete_analytics ON customers")
+        op.execute("DROP TRIGGER IF EXISTS analysis_runs_delete_scores ON analysis_runs")
+        op.execute("DROP FUNCTION IF EXISTS customers_delete_analytics()")
+        op.execute("DROP FUNCTION IF EXISTS analysis_runs_delete_scores()")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS customers_delete_analytics")
+        op.execute("DROP TRIGGER IF EXISTS analysis_runs_delete_scores")
+
 
 
 def downgrade() -> None:
+    _drop_cascade_triggers()
     with op.batch_alter_table('customer_scores', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_scores_rfm_segment'))
         batch_op.drop_index('ix_customer_scores_customer_id_as_of')
