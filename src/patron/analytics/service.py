@@ -33,6 +33,8 @@ parameters).
 from __future__ import annotations
 
 import math
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -42,7 +44,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy.orm import Session
 
-from patron.analytics import repository, validation
+from patron.analytics import repository, snapshot, validation
 from patron.analytics.engine import duckdb_connection
 from patron.analytics.models import BGNBD, GammaGamma, ParetoNBD, customer_lifetime_value
 from patron.analytics.queries import customer_summaries, daily_transactions, purchase_insights
@@ -62,8 +64,42 @@ MAX_HORIZON_DAYS = 3650
 CLV_STEP_DAYS = 30
 # NUMERIC(12, 2) holds less than 10^10.
 _MONEY_LIMIT = 1e10
+# DuckDB's working memory for one run (the snapshot of the tables and the queries):
+# 1M customers / 3M orders stay within it; more spills to a temporary folder.
+DUCKDB_MEMORY_LIMIT = "1GB"
 Progress = Callable[[str], None]
 _NO_PREDICTIONS = "RFM scores are stored, without predictions."
+
+
+class _InBackground:
+    """fn() in a thread of its own; result() waits for it and returns its value or raises its error."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.seconds = 0.0
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="patron-analyze", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+        finally:
+            self.seconds = time.perf_counter() - started
+
+    def wait(self) -> None:
+        """Wait for fn to end (its outcome is kept for result())."""
+        self._thread.join()
+
+    def result(self) -> Any:
+        """fn's return value, after waiting for it; fn's exception is raised here."""
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class _Failed(Exception):
@@ -163,12 +199,17 @@ def analyze(
     session.add(run)
     session.flush()
     job = _Analysis(session, run, progress or (lambda step: None))
-    conn = duckdb_connection(session.get_bind().engine)
-    try:
-        job.execute(conn, model=model, horizon_days=horizon_days, discount_rate=discount_rate, margin=margin,
-                    holdout_days=holdout_days)  # fmt: skip
-    finally:
-        conn.close()
+    with tempfile.TemporaryDirectory(prefix="patron-analyze-") as spill:
+        conn = duckdb_connection(session.get_bind().engine)
+        try:
+            # DuckDB would cache up to 80% of the machine's memory; past the limit it spills
+            # to a private folder (not the working directory, its default).
+            conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+            conn.execute(f"SET temp_directory = '{spill}'")
+            job.execute(conn, model=model, horizon_days=horizon_days, discount_rate=discount_rate,
+                        margin=margin, holdout_days=holdout_days)  # fmt: skip
+        finally:
+            conn.close()
     run.timings = {**job.timings, "total": round(time.perf_counter() - started, 3)}
     run.finished_at = datetime.now(UTC)
     session.flush()
@@ -196,6 +237,8 @@ class _Analysis:
     def execute(self, conn, *, model, horizon_days, discount_rate, margin, holdout_days) -> None:
         run, as_of = self.run, self.run.as_of
         self._step("summaries")
+        if self.session.get_bind().dialect.name == "postgresql":
+            snapshot.materialize(conn, extra_sql=(repository.COST_MARGIN,))
         summaries = customer_summaries(conn, as_of=as_of, unit="days")
         later = repository.count_orders_after(self.session, as_of)
         if margin is None:
@@ -222,7 +265,7 @@ class _Analysis:
 
         predictions: pl.DataFrame | None = None
         if buyers.height == 0:
-            self.notes.insert(0, f"No customer has bought anything up to {as_of}: no RFM scores and no predictions.")
+            self.notes.insert(0, f"No customer has bought anything up to {as_of}: no RFM scores or predictions.")
         else:
             chosen = self._validate(conn, buyers, model=model, holdout_days=holdout_days)
             try:
@@ -232,18 +275,33 @@ class _Analysis:
                 )  # fmt: skip
             except _Failed as exc:
                 self.notes.insert(0, str(exc))
-
-        self._step("insights")
-        insights = purchase_insights(conn, as_of=as_of).join(buyers.select("customer_id"), on="customer_id")
-        self._done("insights")
-
-        self._step("write")
+        predicted = predictions is not None
         scores = _score_frame(run, summaries, rfm, predictions)
+        del summaries, rfm, predictions, buyers
         self._guard_money(scores)
-        repository.insert_scores(self.session, scores)
-        repository.upsert_insights(self.session, _insight_frame(insights, as_of))
-        self._done("write")
-        complete = predictions is not None and "error" not in run.fits.get("gamma_gamma", {})
+
+        # The insights query runs in DuckDB's threads while the scores are stored: writing
+        # them keeps one core busy (PostgreSQL's COPY, or SQLite in this process), so the
+        # query mostly runs on the other and adds little to the run's time.
+        cursor = conn.cursor()
+        insights_job = _InBackground(lambda: purchase_insights(cursor, as_of=as_of))
+        try:
+            self._step("write")
+            repository.insert_scores(self.session, scores)
+            del scores
+            self._done("write")
+            self._step("insights")
+            # Only customers who bought in the insights' window have something to say.
+            insights = insights_job.result().filter(pl.col("n_orders") > 0)
+            self.timings["insights_query"] = round(insights_job.seconds, 3)
+            self._done("insights")
+            self._step("write")
+            repository.replace_insights(self.session, _insight_frame(insights, as_of), as_of=as_of)
+            self._done("write")
+        finally:
+            insights_job.wait()
+            cursor.close()
+        complete = predicted and "error" not in run.fits.get("gamma_gamma", {})
         run.status = AnalysisStatus.completed if complete else AnalysisStatus.partial
         run.message = "\n".join(self.notes) or None
 
