@@ -465,6 +465,9 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
         "|| r.order_ext || ' appears again after other orders in this file; keep the rows of each order together' "
         "END"
     )
+    # Without stored orders in the batch PostgreSQL would still hash the whole orders table
+    # for this join (a scan per batch that grows with the table); SQLite looks ids up.
+    stored = "o.id = r.order_id" if existing or not st.is_pg(conn) else "FALSE"
     new_id = (
         "nextval(pg_get_serial_sequence('orders', 'id'))"
         if st.is_pg(conn)
@@ -477,7 +480,7 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
         f"AS changed, CASE WHEN cl.order_ext IS NULL THEN 0 ELSE 1 END AS lines_changed, {kept_status} AS kept_status, "
         f"CASE WHEN r.order_id IS NULL THEN {new_id} END AS new_id "
         f"FROM (SELECT r.*, COALESCE(r.customer_id, {stubbed}) AS cid FROM res_orders r) r "
-        "LEFT JOIN orders o ON o.id = r.order_id LEFT JOIN missing_products mp ON mp.order_ext = r.order_ext "
+        f"LEFT JOIN orders o ON {stored} LEFT JOIN missing_products mp ON mp.order_ext = r.order_ext "
         "LEFT JOIN changed_lines cl ON cl.order_ext = r.order_ext",
         index=("order_ext",),
     )
