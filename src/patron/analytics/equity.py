@@ -624,7 +624,8 @@ def customer_outlook(session: Session, *, customer_id: int) -> Outlook | None:
     latest_run = repository.latest_completed_run(session)
     if latest_run is None:
         return None
-    history = analysis.customer_scores(session, customer_id)
+    # The caller has the live customer (the 360 redirects merged ids to their survivor).
+    history = repository.customer_score_history(session, customer_id)
     latest, run = history[-1] if history else (None, None)
     return Outlook(
         latest=latest,

@@ -22,6 +22,7 @@ SESSION_COOKIE = "patron_session"
 
 def page_routers() -> list[APIRouter]:
     """Every HTML router; each domain's pages.py contributes one."""
+    from patron.analytics.pages import router as analytics
     from patron.customers.pages import router as customers
     from patron.dashboard.pages import router as dashboard
     from patron.identity.pages import router as identity
@@ -29,7 +30,7 @@ def page_routers() -> list[APIRouter]:
     from patron.users.pages import router as users
     from patron.web.pages import router as coming_soon
 
-    return [users, dashboard, customers, identity, imports, coming_soon]
+    return [users, dashboard, customers, identity, imports, analytics, coming_soon]
 
 
 def plotly_js_path() -> Path:
