@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from itertools import chain
 
 import duckdb
@@ -17,8 +17,8 @@ import polars as pl
 from sqlalchemy import Connection, Select, delete, func, select
 from sqlalchemy.orm import Session
 
-from patron.models import AnalysisRun, CustomerInsight, CustomerScore, Order
-from patron.models.enums import AnalysisStatus, OrderStatus
+from patron.models import AnalysisRun, CustomerInsight, CustomerScore
+from patron.models.enums import AnalysisStatus
 
 SCORE_COLUMNS = [c.name for c in CustomerScore.__table__.columns]
 INSIGHT_COLUMNS = [c.name for c in CustomerInsight.__table__.columns]
@@ -76,13 +76,14 @@ def customer_insight(session: Session, customer_id: int) -> CustomerInsight | No
     return session.get(CustomerInsight, customer_id)
 
 
-def count_orders_after(session: Session, day: date) -> int:
-    """Orders (not cancelled) placed after the end of `day` (UTC)."""
-    after = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    stmt = (
-        select(func.count()).select_from(Order).where(Order.placed_at >= after, Order.status != OrderStatus.cancelled)
-    )
-    return int(session.scalar(stmt) or 0)
+ORDERS_AFTER = """
+SELECT COUNT(*) FROM orders WHERE status <> 'cancelled' AND CAST(placed_at AS DATE) > ?
+"""
+
+
+def orders_after(conn: duckdb.DuckDBPyConnection, *, as_of: date) -> int:
+    """Orders (not cancelled) dated after as_of (UTC days), which a run as of as_of leaves out."""
+    return int(conn.execute(ORDERS_AFTER, [as_of]).fetchone()[0])
 
 
 COST_MARGIN = """
@@ -95,6 +96,10 @@ WHERE o.status <> 'cancelled'
   AND p.unit_cost IS NOT NULL
   AND CAST(o.placed_at AS DATE) > ? AND CAST(o.placed_at AS DATE) <= ?
 """
+
+
+# The DuckDB queries of this module, beside patron.analytics.queries (snapshot.materialize reads their columns).
+DUCKDB_QUERIES = (ORDERS_AFTER, COST_MARGIN)
 
 
 def cost_margin(conn: duckdb.DuckDBPyConnection, *, as_of: date, window_days: int = 365) -> float | None:
@@ -118,27 +123,25 @@ def insert_scores(session: Session, scores: pl.DataFrame) -> None:
         _insert_many(conn, "customer_scores", frame)
 
 
-def replace_insights(session: Session, insights: pl.DataFrame, *, as_of: date) -> int:
-    """Make `insights` (INSIGHT_COLUMNS) the latest insights; returns the rows written.
+def latest_insights_as_of(session: Session) -> date | None:
+    """The as_of of the stored insights (all rows share it), or None when there are none."""
+    return session.scalar(select(func.max(CustomerInsight.as_of)))
 
-    Rows as of as_of or earlier are replaced, or deleted when the frame has no row for
-    that customer (nothing bought in the window, or merged away); rows with a later
-    as_of (from a newer analysis) stay, and the frame's rows for those customers are
-    not written. A delete and a plain bulk insert instead of an upsert: ON CONFLICT
-    DO UPDATE of a million rows took three times as long on PostgreSQL.
+
+def replace_insights(session: Session, insights: pl.DataFrame) -> None:
+    """Replace every stored insight by `insights` (INSIGHT_COLUMNS): they describe one analysis.
+
+    Customers without a row in the frame (nothing bought in the window, merged away) lose
+    theirs. A delete and a plain bulk insert instead of an upsert: ON CONFLICT DO UPDATE
+    of a million rows took three times as long on PostgreSQL.
     """
     conn = session.connection()
-    newer = select(CustomerInsight.customer_id).where(CustomerInsight.as_of > as_of)
-    keep = pl.Series("customer_id", session.scalars(newer).all(), dtype=pl.Int64)
-    session.execute(delete(CustomerInsight).where(CustomerInsight.as_of <= as_of))
+    session.execute(delete(CustomerInsight))
     frame = insights.select(INSIGHT_COLUMNS)
-    if keep.len():
-        frame = frame.filter(~pl.col("customer_id").is_in(keep.implode()))
     if conn.dialect.name == "postgresql":
         _copy(conn, "customer_insights", frame)
     else:
         _insert_many(conn, "customer_insights", frame)
-    return frame.height
 
 
 def _copy(conn: Connection, table: str, frame: pl.DataFrame) -> None:

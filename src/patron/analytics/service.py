@@ -33,8 +33,6 @@ parameters).
 from __future__ import annotations
 
 import math
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -44,10 +42,9 @@ import numpy as np
 import polars as pl
 from sqlalchemy.orm import Session
 
-from patron.analytics import repository, snapshot, validation
-from patron.analytics.engine import duckdb_connection
+from patron.analytics import repository, validation
 from patron.analytics.models import BGNBD, GammaGamma, ParetoNBD, customer_lifetime_value
-from patron.analytics.queries import customer_summaries, daily_transactions, purchase_insights
+from patron.analytics.reader import RunInputs, read_inputs
 from patron.analytics.rfm import rfm_scores
 from patron.errors import InvalidInput, NotFound, PatronError
 from patron.models import AnalysisRun, CustomerScore
@@ -64,42 +61,8 @@ MAX_HORIZON_DAYS = 3650
 CLV_STEP_DAYS = 30
 # NUMERIC(12, 2) holds less than 10^10.
 _MONEY_LIMIT = 1e10
-# DuckDB's working memory for one run (the snapshot of the tables and the queries):
-# 1M customers / 3M orders stay within it; more spills to a temporary folder.
-DUCKDB_MEMORY_LIMIT = "1GB"
 Progress = Callable[[str], None]
 _NO_PREDICTIONS = "RFM scores are stored, without predictions."
-
-
-class _InBackground:
-    """fn() in a thread of its own; result() waits for it and returns its value or raises its error."""
-
-    def __init__(self, fn: Callable[[], Any]):
-        self.seconds = 0.0
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name="patron-analyze", daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], Any]) -> None:
-        started = time.perf_counter()
-        try:
-            self._value = fn()
-        except BaseException as exc:  # handed to the caller by result()
-            self._error = exc
-        finally:
-            self.seconds = time.perf_counter() - started
-
-    def wait(self) -> None:
-        """Wait for fn to end (its outcome is kept for result())."""
-        self._thread.join()
-
-    def result(self) -> Any:
-        """fn's return value, after waiting for it; fn's exception is raised here."""
-        self.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 class _Failed(Exception):
@@ -199,17 +162,8 @@ def analyze(
     session.add(run)
     session.flush()
     job = _Analysis(session, run, progress or (lambda step: None))
-    with tempfile.TemporaryDirectory(prefix="patron-analyze-") as spill:
-        conn = duckdb_connection(session.get_bind().engine)
-        try:
-            # DuckDB would cache up to 80% of the machine's memory; past the limit it spills
-            # to a private folder (not the working directory, its default).
-            conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-            conn.execute(f"SET temp_directory = '{spill}'")
-            job.execute(conn, model=model, horizon_days=horizon_days, discount_rate=discount_rate,
-                        margin=margin, holdout_days=holdout_days)  # fmt: skip
-        finally:
-            conn.close()
+    job.execute(model=model, horizon_days=horizon_days, discount_rate=discount_rate, margin=margin,
+                holdout_days=holdout_days)  # fmt: skip
     run.timings = {**job.timings, "total": round(time.perf_counter() - started, 3)}
     run.finished_at = datetime.now(UTC)
     session.flush()
@@ -234,25 +188,30 @@ class _Analysis:
     def _done(self, name: str) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - self._clock, 3)
 
-    def execute(self, conn, *, model, horizon_days, discount_rate, margin, holdout_days) -> None:
+    def execute(self, *, model, horizon_days, discount_rate, margin, holdout_days) -> None:
         run, as_of = self.run, self.run.as_of
-        self._step("summaries")
-        if self.session.get_bind().dialect.name == "postgresql":
-            snapshot.materialize(conn, extra_sql=(repository.COST_MARGIN,))
-        summaries = customer_summaries(conn, as_of=as_of, unit="days")
-        later = repository.count_orders_after(self.session, as_of)
+        clock = time.perf_counter()
+        inputs = read_inputs(
+            self.session.get_bind().engine,
+            as_of=as_of,
+            holdout_days=holdout_days,
+            cost_margin=margin is None,
+            progress=self.progress,
+        )
+        self.timings.update(inputs.timings)
+        self.timings["read"] = round(time.perf_counter() - clock, 3)
+        summaries = inputs.summaries
         if margin is None:
-            margin = repository.cost_margin(conn, as_of=as_of)
+            margin = inputs.cost_margin
             if margin is None or not 0 < margin <= 1:
-                self.notes.append("no usable unit costs on the products sold in the last year: margin 1 is used")
+                self.notes.append("No usable unit costs on the products sold in the last year: margin 1 is used.")
                 margin = 1.0
             run.settings = {**run.settings, "margin": round(margin, 6), "margin_from": "unit costs"}
-        self._done("summaries")
         run.customers = summaries.height
         buyers = summaries.filter(pl.col("first_purchase").is_not_null())
         run.buyers = buyers.height
-        if later:
-            self.notes.append(f"{later:,} order(s) placed after {as_of} were left out (dated after as_of).")
+        if inputs.orders_after:
+            self.notes.append(f"{inputs.orders_after:,} order(s) placed after {as_of} were left out.")
         if summaries.height == 0:
             run.status = AnalysisStatus.completed
             run.message = "\n".join(["There are no customers: nothing to analyse.", *self.notes])
@@ -267,7 +226,7 @@ class _Analysis:
         if buyers.height == 0:
             self.notes.insert(0, f"No customer has bought anything up to {as_of}: no RFM scores or predictions.")
         else:
-            chosen = self._validate(conn, buyers, model=model, holdout_days=holdout_days)
+            chosen = self._validate(inputs, model=model)
             try:
                 predictions = self._predict(
                     buyers, model=model, chosen=chosen, horizon_days=horizon_days,
@@ -276,31 +235,23 @@ class _Analysis:
             except _Failed as exc:
                 self.notes.insert(0, str(exc))
         predicted = predictions is not None
-        scores = _score_frame(run, summaries, rfm, predictions)
-        del summaries, rfm, predictions, buyers
-        self._guard_money(scores)
 
-        # The insights query runs in DuckDB's threads while the scores are stored: writing
-        # them keeps one core busy (PostgreSQL's COPY, or SQLite in this process), so the
-        # query mostly runs on the other and adds little to the run's time.
-        cursor = conn.cursor()
-        insights_job = _InBackground(lambda: purchase_insights(cursor, as_of=as_of))
-        try:
-            self._step("write")
-            repository.insert_scores(self.session, scores)
-            del scores
-            self._done("write")
-            self._step("insights")
-            # Only customers who bought in the insights' window have something to say.
-            insights = insights_job.result().filter(pl.col("n_orders") > 0)
-            self.timings["insights_query"] = round(insights_job.seconds, 3)
-            self._done("insights")
-            self._step("write")
-            repository.replace_insights(self.session, _insight_frame(insights, as_of), as_of=as_of)
-            self._done("write")
-        finally:
-            insights_job.wait()
-            cursor.close()
+        self._step("write")
+        scores = _score_frame(run, summaries, rfm, predictions)
+        # Free what the write does not need: at a million customers memory peaks here.
+        del summaries, rfm, predictions, buyers
+        inputs.summaries = inputs.calibration = inputs.daily = None
+        self._guard_money(scores)
+        repository.insert_scores(self.session, scores)
+        del scores
+        latest = repository.latest_insights_as_of(self.session)
+        if latest is not None and latest > as_of:
+            # Insights are the latest picture of each customer: an analysis of an earlier day
+            # (a backtest) leaves them alone.
+            self.notes.append(f"Purchase-history insights were kept: they are as of {latest}, after {as_of}.")
+        else:
+            repository.replace_insights(self.session, _insight_frame(inputs.insights, as_of))
+        self._done("write")
         complete = predicted and "error" not in run.fits.get("gamma_gamma", {})
         run.status = AnalysisStatus.completed if complete else AnalysisStatus.partial
         run.message = "\n".join(self.notes) or None
@@ -333,21 +284,18 @@ class _Analysis:
 
     # ------------------------------------------------------------------ validation
 
-    def _validate(self, conn, buyers: pl.DataFrame, *, model: str, holdout_days: int | None) -> str | None:
+    def _validate(self, inputs: RunInputs, *, model: str) -> str | None:
         """The holdout check; returns the model `auto` should use, or None to decide on all data."""
-        run, as_of = self.run, self.run.as_of
+        run = self.run
         self._step("validation")
-        first_day = buyers["first_purchase"].min()
-        days, reason = validation.choose_holdout(first_day, as_of, holdout_days)
-        if days is None:
+        if inputs.holdout_days is None:
+            reason = inputs.holdout_note or "no holdout validation"
             run.validation = {"skipped": reason}
             self.notes.append(reason[0].upper() + reason[1:] + ".")
             self._done("validation")
             return None
-        calibration_end = date.fromordinal(as_of.toordinal() - days)
-        calibration = customer_summaries(conn, as_of=as_of, calibration_end=calibration_end, unit="days").filter(
-            pl.col("first_purchase").is_not_null()
-        )
+        days, calibration_end, calibration = inputs.holdout_days, inputs.calibration_end, inputs.calibration
+        first_day = inputs.daily["period_start"].min()
         report: dict[str, Any] = {
             "calibration_end": calibration_end.isoformat(),
             "holdout_days": days,
@@ -386,7 +334,7 @@ class _Analysis:
         chosen = None
         if predicted:
             chosen = min(predicted, key=lambda n: (report["models"][n]["metrics"]["rmse"], candidates.index(n)))
-            daily = daily_transactions(conn, start=first_day, end=as_of, unit="days")
+            daily = inputs.daily
             span = daily.height
             curves = {}
             for name in predicted:
@@ -647,12 +595,15 @@ def tracking_png(session: Session, run_id: int) -> bytes:
     return run.tracking_png
 
 
-def customer_scores(session: Session, customer_id: int) -> list[tuple[CustomerScore, AnalysisRun]]:
-    """A customer's scores across finished runs, oldest first; 404 for an unknown customer."""
+def customer_scores(session: Session, customer_id: int) -> tuple[int, list[tuple[CustomerScore, AnalysisRun]]]:
+    """The live customer's id and their scores across finished runs, oldest first; 404 for an unknown customer.
+
+    A merged customer's id stands for the survivor it was merged into.
+    """
     from patron.customers import service as customers
 
-    customer_id = customers.resolve_customer_id(session, customer_id)
-    return repository.customer_score_history(session, customer_id)
+    live_id = customers.resolve_customer_id(session, customer_id)
+    return live_id, repository.customer_score_history(session, live_id)
 
 
 def latest_completed_run(session: Session) -> AnalysisRun | None:
