@@ -169,6 +169,7 @@ def tokens_revoke(
 
 
 def _register_domains() -> None:
+    from patron.analytics.cli import register as register_analytics
     from patron.demo.cli import register as register_demo
     from patron.identity.cli import register as register_identity
     from patron.imports.cli import register as register_imports
@@ -178,6 +179,7 @@ def _register_domains() -> None:
     register_imports(app)
     register_ingest(app)
     register_identity(app)
+    register_analytics(app)
 
 
 _register_domains()

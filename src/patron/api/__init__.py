@@ -84,6 +84,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
 def api_routers() -> list[APIRouter]:
     """Every REST router, in the order they appear in the OpenAPI document."""
+    from patron.analytics.endpoints import router as analytics
     from patron.customers.endpoints import router as customers
     from patron.identity.endpoints import router as identity
     from patron.imports.endpoints import router as imports
@@ -94,7 +95,7 @@ def api_routers() -> list[APIRouter]:
 
     # identity first: its /customers/duplicates and /customers/merges would otherwise be
     # taken for /customers/{customer_id}.
-    return [identity, customers, products, orders, interactions, imports, ingest]
+    return [identity, customers, products, orders, interactions, imports, ingest, analytics]
 
 
 class BodyLimitMiddleware:
