@@ -38,6 +38,13 @@ Definitions used on the page and in the tests:
 from __future__ import annotations
 
 import calendar
+import json
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -46,13 +53,13 @@ from typing import Any
 import duckdb
 import polars as pl
 from sqlalchemy import case, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from patron.analytics import repository
-from patron.analytics import service as analysis
 from patron.analytics.engine import duckdb_connection
 from patron.analytics.queries import cohort_retention, run_query
-from patron.errors import InvalidInput, NotFound
+from patron.errors import InvalidInput, NotFound, PatronError
 from patron.models import AnalysisRun, Customer, CustomerInsight, CustomerScore
 from patron.models.enums import ChurnBand, RfmSegment
 
@@ -191,20 +198,15 @@ def equity_report(session: Session, *, run_id: int | None = None, decliners_show
         if run is None:
             return None
     else:
-        run = analysis.get_run(session, run_id)
+        run = repository.get(session, run_id)
+        if run is None:
+            raise NotFound(f"analysis run {run_id} not found", detail={"field": "run_id"})
         if run.status not in repository.FINISHED:
             raise NotFound(f"analysis run {run_id} has no scores (status {run.status})", detail={"field": "run_id"})
     as_of = run.as_of
     totals = score_totals(session, run_id=run.id)
-    conn = duckdb_connection(session.get_bind().engine)
-    try:
-        retention = retention_rate(conn, as_of=as_of)
-        cohorts = cohort_curves(conn, as_of=as_of)
-        decline = decliners(conn, as_of=as_of, limit=decliners_shown)
-        trend = sales_trend(conn, as_of=as_of)
-    finally:
-        conn.close()
-    decline = _with_scores(session, decline, run_id=run.id)
+    history = order_history(session.get_bind().engine, as_of=as_of, decliners_shown=decliners_shown)
+    decline = _with_scores(session, history.decline, run_id=run.id)
     return EquityReport(
         run=run,
         as_of=as_of,
@@ -214,13 +216,13 @@ def equity_report(session: Session, *, run_id: int | None = None, decliners_show
         average_clv=totals["average_clv"],
         repeat_buyers=totals["repeat_buyers"],
         repeat_rate=_share(totals["repeat_buyers"], totals["buyers"]),
-        retention=retention,
+        retention=history.retention,
         churn=churn_summary(session, run_id=run.id),
         segments=segment_summary(session, run_id=run.id),
         channels=channel_value(session, run_id=run.id),
-        cohorts=cohorts,
+        cohorts=history.cohorts,
         decline=decline,
-        trend=trend,
+        trend=history.trend,
     )
 
 
@@ -366,6 +368,116 @@ def channel_value(session: Session, *, run_id: int) -> list[ChannelRow]:
             )
         )
     return out
+
+
+# --------------------------------------------------------------------------- order history, read safely
+
+
+@dataclass(frozen=True)
+class OrderHistory:
+    """The report's parts computed from the orders (DuckDB) as of one day."""
+
+    retention: Retention
+    cohorts: pl.DataFrame
+    decline: Decline
+    trend: SalesTrend
+
+
+# Reading the same orders again within this many seconds reuses the last answer: the child
+# process a SQLite read needs costs a second or two, and figures as of a past day only
+# change when orders are back-dated.
+HISTORY_TTL_SECONDS = 300.0
+_history_cache: dict[tuple[str, date, int], tuple[float, OrderHistory]] = {}
+_history_lock = threading.Lock()
+
+
+def order_history(engine: Engine, *, as_of: date, decliners_shown: int = 25) -> OrderHistory:
+    """Retention, cohorts, decliners and the sales trend as of as_of (read in a child process for SQLite)."""
+    key = (engine.url.render_as_string(hide_password=True), as_of, decliners_shown)
+    now = time.monotonic()
+    with _history_lock:
+        cached = _history_cache.get(key)
+        if cached is not None and now - cached[0] < HISTORY_TTL_SECONDS:
+            return cached[1]
+    if engine.dialect.name == "sqlite":
+        history = _history_in_child(engine, as_of=as_of, decliners_shown=decliners_shown)
+    else:
+        history = history_here(engine, as_of=as_of, decliners_shown=decliners_shown)
+    with _history_lock:
+        for stale in [k for k, (t, _) in _history_cache.items() if now - t >= HISTORY_TTL_SECONDS]:
+            del _history_cache[stale]
+        _history_cache[key] = (now, history)
+    return history
+
+
+def history_here(engine: Engine, *, as_of: date, decliners_shown: int = 25) -> OrderHistory:
+    """order_history computed in this process (PostgreSQL; or SQLite in a process with no SQLite connection open)."""
+    conn = duckdb_connection(engine)
+    try:
+        return OrderHistory(
+            retention=retention_rate(conn, as_of=as_of),
+            cohorts=cohort_curves(conn, as_of=as_of),
+            decline=decliners(conn, as_of=as_of, limit=decliners_shown),
+            trend=sales_trend(conn, as_of=as_of),
+        )
+    finally:
+        conn.close()
+
+
+def _history_in_child(engine: Engine, *, as_of: date, decliners_shown: int) -> OrderHistory:
+    # DuckDB's SQLite scanner links its own SQLite. POSIX file locks belong to a process,
+    # so when the scanner closes the database file, the locks this process's sqlite3
+    # connections hold on it are gone: later reads and writes then failed ("locking
+    # protocol") or crashed on the shared-memory index. A child process has locks of its own.
+    with tempfile.TemporaryDirectory(prefix="patron-equity-") as folder:
+        out = f"{folder}/history.pickle"
+        request = {
+            "url": engine.url.render_as_string(hide_password=False),
+            "as_of": as_of.isoformat(),
+            "decliners_shown": decliners_shown,
+            "out": out,
+        }
+        with tempfile.TemporaryFile(mode="w+") as errors:
+            done = subprocess.run(
+                [sys.executable, "-m", "patron.analytics.equity"],
+                input=json.dumps(request),
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+                check=False,
+            )
+            errors.seek(0)
+            stderr = errors.read()
+        if done.returncode != 0:
+            try:
+                failure = json.loads(done.stdout)
+            except ValueError:
+                tail = "\n".join(stderr.strip().splitlines()[-5:])
+                raise PatronError(
+                    f"reading the order history failed (exit status {done.returncode}): {tail}", status=500
+                ) from None
+            raise PatronError(failure["message"], status=failure["status"])
+        # The file was written by our own child into a folder only this user can read.
+        with open(out, "rb") as fh:
+            return pickle.load(fh)
+
+
+def _child_main() -> int:
+    """Compute order_history for the request on stdin and pickle it to the file it names."""
+    from patron.db import make_engine
+
+    request = json.loads(sys.stdin.read())
+    engine = make_engine(request["url"])  # no connection is opened: DuckDB reads the file itself
+    try:
+        history = history_here(
+            engine, as_of=date.fromisoformat(request["as_of"]), decliners_shown=request["decliners_shown"]
+        )
+    except PatronError as exc:
+        print(json.dumps({"message": exc.message, "status": exc.status}))
+        return 1
+    with open(request["out"], "wb") as fh:
+        pickle.dump(history, fh)
+    return 0
 
 
 # --------------------------------------------------------------------------- over the order history (DuckDB)
@@ -752,3 +864,10 @@ def _model_reason(run: AnalysisRun, holdout: list[HoldoutSummary]) -> str:
         f"There was no holdout check, so both models were fitted on all data and {label}, "
         "with the higher log-likelihood, was used."
     )
+
+
+if __name__ == "__main__":
+    # Through the package's module, so what is pickled names patron.analytics.equity's classes, not __main__'s.
+    from patron.analytics import equity
+
+    raise SystemExit(equity._child_main())
