@@ -78,7 +78,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('customer_scores', schema=None) as batch_op:
         batch_op.create_index('ix_customer_scores_customer_id_as_of', ['customer_id', 'as_of'], unique=False)
-        batch_op.create_index(batch_op.f('ix_customer_scores_rfm_segment'), ['rfm_segment'], unique=False)
 
     _create_cascade_triggers()
 
@@ -139,7 +138,6 @@ def _drop_cascade_triggers() -> None:
 def downgrade() -> None:
     _drop_cascade_triggers()
     with op.batch_alter_table('customer_scores', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_customer_scores_rfm_segment'))
         batch_op.drop_index('ix_customer_scores_customer_id_as_of')
 
     op.drop_table('customer_scores')
