@@ -35,6 +35,7 @@ MODEL_LABELS = {"bgnbd": "BG/NBD", "pareto": "Pareto/NBD", "gamma_gamma": "Gamma
 
 
 def register(app: typer.Typer) -> None:
+    """Add `patron analyze` (and its `runs` subcommand) to the root command."""
     app.add_typer(analyze_app, name="analyze")
 
 

@@ -30,10 +30,12 @@ FINISHED = (AnalysisStatus.completed, AnalysisStatus.partial)
 
 
 def get(session: Session, run_id: int) -> AnalysisRun | None:
+    """The analysis run with this id, or None."""
     return session.get(AnalysisRun, run_id)
 
 
 def list_query() -> Select:
+    """Every analysis run (the caller orders and pages)."""
     return select(AnalysisRun)
 
 
@@ -73,6 +75,7 @@ def latest_scores(session: Session) -> Iterator[CustomerScore]:
 
 
 def customer_insight(session: Session, customer_id: int) -> CustomerInsight | None:
+    """The customer's latest purchase-history insights, or None."""
     return session.get(CustomerInsight, customer_id)
 
 

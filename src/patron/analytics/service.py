@@ -131,8 +131,9 @@ def analyze(
     """Score every customer as of `as_of` and store the run; margin=None takes it from products' unit costs.
 
     Takes the session (the caller owns the transaction: every write of the run commits
-    or rolls back together) and reads the committed operational data through its own
-    DuckDB connection on the session's database.
+    or rolls back together) and reads the committed operational data through DuckDB on
+    the session's database before writing anything (on SQLite in a child process; see
+    patron.analytics.reader).
     """
     as_of = check_options(
         as_of=as_of,
