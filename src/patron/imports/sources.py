@@ -326,10 +326,11 @@ class Reader:
                 lines = _LINE.findall(block)
                 feed = _LineFeed(lines, blocks)
                 reader = csv.reader(feed, delimiter=self.delimiter, strict=True)
-                last = 0
+                last, in_block = 0, len(lines)
                 # A quoted field may run on past the block: the feed then pulls further
-                # lines, and what it pulled but the reader did not need goes back.
-                while reader.line_num < len(lines):
+                # lines, and what it pulled but the reader did not need goes back (to be
+                # read natively again when plain).
+                while reader.line_num < in_block:
                     start = line + last + 1
                     try:
                         values = next(reader)
