@@ -483,3 +483,11 @@ def test_plain_and_quoted_blocks_interleave_with_exact_line_numbers(tmp_path, mo
     accepted = [r for r in got if r[1] != "empty line"]
     expected_lines = [s if s < 201 else s + 1 for s in starts[1:]]
     assert accepted == list(zip(expected_lines, rows, strict=True))
+
+
+def test_a_value_starting_with_u_feff_at_a_block_start_keeps_it(tmp_path, monkeypatch):
+    # Polars drops a leading U+FEFF as a byte-order mark; inside a file it is data.
+    monkeypatch.setattr(sources, "BLOCK_CHARS", 8)
+    path = write(tmp_path, "a,b\n1,2\n\ufeffx,y\n")
+    _reader, batches = read_all(path)
+    assert lists(batches[0]) == {"a": ["1", "\ufeffx"], "b": ["2", "y"]}

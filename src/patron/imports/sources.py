@@ -380,6 +380,8 @@ class Reader:
             return None
         if block.startswith(("\n", "\r\n")) or "\n\n" in block or "\n\r\n" in block:
             return None  # empty lines are reported
+        if block.startswith("\ufeff"):
+            return None  # Polars would take a leading U+FEFF for a byte-order mark and drop it
         try:
             data = block.encode("utf-8")
         except UnicodeEncodeError:  # bytes that did not decode (kept as surrogates)
