@@ -46,9 +46,6 @@ class Loader:
     write: Callable[[LoadContext, Any], Outcome]
     prepare: Callable[[Mapping, RawBatch, pl.DataFrame], Any] = lambda _mapping, _batch, frame: frame
 
-    def __call__(self, ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
-        return self.write(ctx, self.prepare(ctx.mapping, ctx.batch, frame))
-
 
 def reject_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | pl.Expr, column: str | None = None):
     """Rejected entries for the rows of `frame` matching `mask`, and the remaining frame."""
