@@ -101,9 +101,8 @@ def read_here(
             conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
             conn.execute(f"SET temp_directory = '{spill}'")
             progress("summaries")
-            if engine.dialect.name == "postgresql":
-                snapshot.materialize(conn, extra_sql=repository.DUCKDB_QUERIES)
-                lap("snapshot")
+            snapshot.materialize(conn, extra_sql=repository.DUCKDB_QUERIES)
+            lap("snapshot")
             summaries = customer_summaries(conn, as_of=as_of, unit="days")
             orders_after = repository.orders_after(conn, as_of=as_of)
             margin = repository.cost_margin(conn, as_of=as_of) if cost_margin else None

@@ -1,15 +1,17 @@
 """An in-memory copy of what the analytics queries read, taken once per analysis run.
 
 A run sends four queries over the same tables (summaries, calibration summaries, daily
-transactions, purchase insights). Through the PostgreSQL scanner each of them reads the
-orders again over the wire; on 1M customers / 3M orders copying the columns the queries
-use into DuckDB once and pointing the typed views at the copies made the four queries
-take 10 s instead of 14 s. Through the SQLite scanner the copy cost what it saved, so
-SQLite is read in place.
+transactions, purchase insights). Through either scanner each of them would read the
+orders again, converting every value (over the wire from PostgreSQL; row by row, with
+timestamps parsed from text, from SQLite). Copying the columns the queries use into
+DuckDB once and pointing the typed views at the copies is cheaper: on 1M customers /
+3M orders in SQLite the reads took 20 s instead of 22 s with one copy after another and
+less with the tables copied side by side (each scan runs on one thread).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import duckdb
@@ -37,10 +39,20 @@ def used_columns(extra_sql: tuple[str, ...] = ()) -> frozenset[str] | None:
 def materialize(conn: duckdb.DuckDBPyConnection, *, extra_sql: tuple[str, ...] = ()) -> None:
     """Replace the typed views of duckdb_connection() by in-memory tables of the columns the queries use."""
     wanted = used_columns(extra_sql)
+    copies = {}
     for table in TABLES:
         present = conn.table(table).columns
         columns = [c for c in present if wanted is None or c in wanted] or present[:1]
         select_list = ", ".join(f'"{c}"' for c in columns)
-        copy = f"snapshot_{table}"
-        conn.execute(f'CREATE TABLE "{copy}" AS SELECT {select_list} FROM "{table}"')
-        conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM "{copy}"')
+        copies[table] = f'CREATE TABLE "snapshot_{table}" AS SELECT {select_list} FROM "{table}"'
+
+    def copy(sql: str) -> None:
+        # A cursor is a connection of its own to the same database: the copies run side by side.
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+
+    # The biggest table first, so the others fill the second thread meanwhile.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(copy, [copies["orders"], *(sql for t, sql in copies.items() if t != "orders")]))
+    for table in TABLES:
+        conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM "snapshot_{table}"')
