@@ -1,0 +1,1 @@
+"""Segments: rules over customers, static lists, clusters, reports and snapshots."""
