@@ -92,10 +92,11 @@ def api_routers() -> list[APIRouter]:
     from patron.interactions.endpoints import router as interactions
     from patron.orders.endpoints import router as orders
     from patron.products.endpoints import router as products
+    from patron.segments.endpoints import router as segments
 
     # identity first: its /customers/duplicates and /customers/merges would otherwise be
     # taken for /customers/{customer_id}.
-    return [identity, customers, products, orders, interactions, imports, ingest, analytics]
+    return [identity, customers, products, orders, interactions, imports, ingest, analytics, segments]
 
 
 class BodyLimitMiddleware:

@@ -52,6 +52,7 @@ CatalogWriter = Annotated[Principal, Depends(require(Permission.write_catalog))]
 Importer = Annotated[Principal, Depends(require(Permission.import_data))]
 Merger = Annotated[Principal, Depends(require(Permission.merge_customers))]
 Analyst = Annotated[Principal, Depends(require(Permission.run_analysis))]
+SegmentManager = Annotated[Principal, Depends(require(Permission.manage_segments))]
 
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]

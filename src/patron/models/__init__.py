@@ -8,6 +8,7 @@ from patron.models.imports import IdempotencyKey, ImportRowError, ImportRun
 from patron.models.interaction import Interaction
 from patron.models.order import Order, OrderLine, OrderReturn
 from patron.models.product import Product
+from patron.models.segment import Segment, SegmentMember, SegmentSnapshot, SegmentSnapshotMember
 from patron.models.store import Store
 from patron.models.user import ApiToken, User
 
@@ -29,6 +30,10 @@ __all__ = [
     "OrderLine",
     "OrderReturn",
     "Product",
+    "Segment",
+    "SegmentMember",
+    "SegmentSnapshot",
+    "SegmentSnapshotMember",
     "Store",
     "User",
 ]

@@ -190,3 +190,9 @@ class ChurnBand(StrEnum):
     medium = "medium"
     high = "high"
     lost = "lost"
+
+
+class SegmentKind(StrEnum):
+    dynamic = "dynamic"  # a rule, evaluated on use
+    static = "static"  # a list of members
+    cluster = "cluster"  # one cluster of a behavioural clustering

@@ -18,6 +18,7 @@ class Permission(StrEnum):
     import_data = "import_data"  # bulk files, batch API, import runs
     merge_customers = "merge_customers"  # merge duplicates and undo merges
     run_analysis = "run_analysis"  # `patron analyze` runs: scores, CLV, validation
+    manage_segments = "manage_segments"  # create, change, delete segments; lists, clusters, snapshots
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -31,12 +32,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.write_catalog,
             Permission.import_data,
             Permission.merge_customers,
+            Permission.manage_segments,
         }
     ),
     Role.agent: frozenset(
         {Permission.read, Permission.write_customers, Permission.write_interactions, Permission.merge_customers}
     ),
-    Role.analyst: frozenset({Permission.read, Permission.run_analysis}),
+    Role.analyst: frozenset({Permission.read, Permission.run_analysis, Permission.manage_segments}),
     Role.viewer: frozenset({Permission.read}),
 }
 
