@@ -86,6 +86,12 @@ def serve(
         state = "has no schema" if current is None else f"is at revision {current}, not {head}"
         raise fail(f"the database {state}; run `patron init` (or `patron db upgrade`) first")
     console.print(f"Patron on [bold]http://{host}:{port}/[/] (API docs at /docs)")
+    from patron.segments.tasks import SnapshotScheduler
+    from patron.settings import get_settings
+
+    every = get_settings().segment_snapshot_days
+    if every:
+        SnapshotScheduler(engine, every_days=every).start()
     uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
 
 
@@ -174,12 +180,14 @@ def _register_domains() -> None:
     from patron.identity.cli import register as register_identity
     from patron.imports.cli import register as register_imports
     from patron.ingest.cli import register as register_ingest
+    from patron.segments.cli import register as register_segments
 
     register_demo(app)
     register_imports(app)
     register_ingest(app)
     register_identity(app)
     register_analytics(app)
+    register_segments(app)
 
 
 _register_domains()

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         default="",
         description="Shared secret for the HMAC-SHA256 signature of incoming order webhooks; unset disables them.",
     )
+    segment_snapshot_days: int = Field(
+        default=7,
+        ge=0,
+        description="`patron serve` snapshots segment members this often (days) for the migration matrix; 0: never.",
+    )
 
     @model_validator(mode="before")
     @classmethod

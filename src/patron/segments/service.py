@@ -380,6 +380,15 @@ def take_snapshot(session: Session, *, actor: str = "") -> Any:
     return snap
 
 
+def snapshot_if_due(session: Session, *, every_days: int | None, actor: str = "") -> Any:
+    """take_snapshot, unless every_days is given and the last snapshot is younger than that (then None)."""
+    if every_days is not None:
+        last = repository.snapshots(session, limit=1)
+        if last and datetime.now(UTC) - last[0].taken_at < timedelta(days=every_days):
+            return None
+    return take_snapshot(session, actor=actor)
+
+
 def list_snapshots(session: Session, *, limit: int = 50) -> list[Any]:
     return repository.snapshots(session, limit=limit)
 
