@@ -226,8 +226,8 @@ def _parse_leaf(node: dict, path: str) -> _Leaf:
         raise InvalidRule(path, f"'field' must be a field name, got {_kind(name)}")
     field = field_registry.get(name)
     if field is None:
-        close = difflib.get_close_matches(name, list(field_registry.FIELDS), n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = _closest_field(name)
+        hint = f"; did you mean {close!r}?" if close else ""
         raise InvalidRule(path, f"unknown field {name!r}{hint}")
     op = node.get("op")
     if op not in field.ops:
@@ -237,6 +237,18 @@ def _parse_leaf(node: dict, path: str) -> _Leaf:
         )
     value = _parse_value(field, op, node, path)
     return _Leaf(field, op, value)
+
+
+def _closest_field(name: str) -> str | None:
+    """The field name most like a misspelt one; a typo in a name's start weighs most ('agee' -> 'age_band')."""
+
+    def likeness(candidate: str) -> float:
+        whole = difflib.SequenceMatcher(None, name, candidate).ratio()
+        start = difflib.SequenceMatcher(None, name, candidate[: len(name)]).ratio()
+        return max(whole, start)
+
+    best = max(field_registry.FIELDS, key=likeness)
+    return best if likeness(best) >= 0.6 else None
 
 
 def _parse_value(field: Field, op: str, node: dict, path: str) -> Any:
