@@ -99,10 +99,11 @@ def replace_members(session: Session, segment_id: int, members: Select) -> int:
     session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment_id))
     ids = members.subquery()
     result = session.execute(
-        insert(SegmentMember).from_select(
+        insert(SegmentMember.__table__).from_select(
             ["segment_id", "customer_id", "added_at"],
             select(literal(segment_id), ids.c[0], literal(datetime.now(UTC), type_=Customer.created_at.type)),
-        )
+        ),
+        execution_options={"preserve_rowcount": True},
     )
     return result.rowcount or 0
 
@@ -176,10 +177,11 @@ def create_snapshot(session: Session, *, taken_by: str) -> SegmentSnapshot:
 def snapshot_members(session: Session, snapshot_id: int, segment_id: int, members: Select) -> int:
     ids = members.subquery()
     result = session.execute(
-        insert(SegmentSnapshotMember).from_select(
+        insert(SegmentSnapshotMember.__table__).from_select(
             ["snapshot_id", "segment_id", "customer_id"],
             select(literal(snapshot_id), literal(segment_id), ids.c[0]),
-        )
+        ),
+        execution_options={"preserve_rowcount": True},  # SQLAlchemy reports INSERT counts only when asked
     )
     return result.rowcount or 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -48,10 +49,8 @@ def rule_context(session: Session, *, today: date | None = None, _stack: tuple[i
     def resolve(segment_id: int):
         if segment_id in _stack:
             chain = " -> ".join(str(s) for s in (*_stack, segment_id))
-            raise rules.InvalidRule(
-                f"segment {segment_id} refers back to itself ({chain})",
-                detail={"reason": "cycle", "segment": segment_id},
-            )
+            # The compiler passes InvalidRule through; the path is the referring segment's.
+            raise rules.InvalidRule(f"segment {segment_id}", f"refers back to itself ({chain})")
         segment = repository.get(session, segment_id)
         if segment is None:
             return None
@@ -451,28 +450,29 @@ def cluster(
     if frame.height:
         frame = frame.with_columns(pl.exclude("customer_id").cast(pl.Float64))
     result = cluster_customers(frame, k_range=range(k_min, k_max + 1), method=method)
-    for old in session.scalars(
-        select(Segment).where(Segment.kind == SegmentKind.cluster, Segment.is_archived.is_(False))
-    ):
+    previous = list(session.scalars(select(Segment).where(Segment.kind == SegmentKind.cluster)))
+    clustering = 1 + max(((s.cluster or {}).get("clustering", 0) for s in previous), default=0)
+    for old in previous:
         old.is_archived = True
-    stamp = datetime.now(UTC)
     made = []
     ids = frame["customer_id"].to_numpy()
     for profile in result.profiles:
-        name = f"Cluster {profile.cluster + 1} of {result.k}: {profile.label} ({stamp:%Y-%m-%d %H:%M})"
+        name = f"Clustering {clustering}, cluster {profile.cluster + 1} of {result.k}: {profile.label}"
         segment = Segment(
             name=name[:200],
             kind=SegmentKind.cluster,
             description=f"Behavioural cluster ({result.method}, k={result.k} chosen by silhouette): {profile.label}.",
             category="behavioural",
             cluster={
+                "clustering": clustering,
                 "run_id": latest,
                 "cluster": profile.cluster,
                 "k": result.k,
                 "method": result.method,
                 "label": profile.label,
                 "size": profile.size,
-                "means": profile.means,
+                # JSON has no NaN: a feature nobody in the cluster has is null.
+                "means": {k: (None if math.isnan(v) else v) for k, v in profile.means.items()},
                 "silhouette": {str(k): v for k, v in result.silhouette.items()},
             },
             created_by=actor[:200],
