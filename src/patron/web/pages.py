@@ -12,7 +12,6 @@ router = APIRouter(include_in_schema=False)
 
 # path -> (title, what the area will do); each domain replaces its entry when it lands.
 COMING_SOON: dict[str, tuple[str, str]] = {
-    "segments": ("Segments", "Group customers by behaviour and profile, with counts that update as you edit."),
     "campaigns": ("Campaigns", "Send offers by email and SMS to a segment and measure what they changed."),
     "loyalty": ("Loyalty", "Points, tiers and rewards, with expiry that actually happens."),
     "feedback": ("Feedback", "Surveys and NPS, with follow-up only where you want it."),
