@@ -75,9 +75,9 @@ def member_ids(session: Session, segment_id: int) -> Select:
 
 def preview(session: Session, *, rule: Any, sample_size: int = SAMPLE_SIZE, today: date | None = None) -> Preview:
     """Count and sample a rule's members without saving anything; warns when it matches everyone or no one."""
-    members = rules.members(rule, rule_context(session, today=today))
-    count = repository.count(session, members)
-    total = repository.live_customers(session)
+    condition = rules.condition(rule, rule_context(session, today=today))
+    count, sample = repository.count_and_first(session, condition, limit=sample_size)
+    total = repository.live_customers_fast(session)
     warnings = []
     if total and count == total:
         warnings.append(
@@ -85,9 +85,7 @@ def preview(session: Session, *, rule: Any, sample_size: int = SAMPLE_SIZE, toda
         )
     elif count == 0:
         warnings.append("This rule matches no customer today.")
-    return Preview(
-        count=count, total=total, sample=repository.sample(session, members, limit=sample_size), warnings=warnings
-    )
+    return Preview(count=count, total=total, sample=sample, warnings=warnings)
 
 
 # --------------------------------------------------------------------------- segments
