@@ -77,10 +77,6 @@ def count(session: Session, members: Select) -> int:
 
 
 def live_customers(session: Session) -> int:
-    return session.scalar(select(func.count(Customer.id)).where(Customer.merged_into_id.is_(None))) or 0
-
-
-def live_customers_fast(session: Session) -> int:
     """All live customers: every row minus the merged ones (SQLite counts a table from its smallest index)."""
     everyone = select(func.count()).select_from(Customer).scalar_subquery()
     merged = select(func.count()).where(Customer.merged_into_id.is_not(None)).scalar_subquery()
@@ -109,10 +105,6 @@ def count_and_first(session: Session, condition: ColumnElement[bool], *, limit: 
 def customers_in(members: Select) -> Select:
     """Customer rows of the members (the caller orders and pages)."""
     return select(Customer).where(Customer.id.in_(members))
-
-
-def sample(session: Session, members: Select, *, limit: int) -> list[Customer]:
-    return list(session.scalars(customers_in(members).order_by(Customer.id).limit(limit)))
 
 
 def export_rows(session: Session, members: Select) -> Iterator[Customer]:

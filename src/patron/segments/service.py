@@ -77,7 +77,7 @@ def preview(session: Session, *, rule: Any, sample_size: int = SAMPLE_SIZE, toda
     """Count and sample a rule's members without saving anything; warns when it matches everyone or no one."""
     condition = rules.condition(rule, rule_context(session, today=today))
     count, sample = repository.count_and_first(session, condition, limit=sample_size)
-    total = repository.live_customers_fast(session)
+    total = repository.live_customers(session)
     warnings = []
     if total and count == total:
         warnings.append(
