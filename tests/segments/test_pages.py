@@ -485,3 +485,23 @@ def test_clustering_without_scores_says_what_to_do(admin_web, session):
     r = admin_web.submit("/segments/clusters")
     assert r.status_code == 400 and "run `patron analyze` first" in r.text
     assert session.scalar(select(func.count()).where(Segment.kind == SegmentKind.cluster)) == 0
+
+
+def test_a_rule_referring_back_to_itself_is_refused(admin_web, session, people):
+    first = service.create_segment(session, name="GB", rule={"field": "country", "op": "eq", "value": "GB"})
+    second = service.create_segment(session, name="GB again", rule={"segment": first.id})
+    r = admin_web.submit(f"/segments/{first.id}/edit", {"name": "GB", "rule": json.dumps({"segment": second.id})})
+    assert r.status_code == 400 and f"refers back to itself ({first.id} -&gt; {second.id} -&gt; {first.id})" in r.text
+    session.refresh(first)
+    assert first.rule == {"field": "country", "op": "eq", "value": "GB"}
+
+
+def test_static_list_edit_has_no_rule(admin_web, session, people):
+    static = service.create_segment(session, name="Picked", kind=SegmentKind.static, customer_ids=[people["ada"].id])
+    form = admin_web.get(f"/segments/{static.id}/edit").text
+    assert 'id="rule-builder"' not in form and "has a fixed list of members" in form
+    r = admin_web.submit(f"/segments/{static.id}/edit", {"name": "Picked by hand", "description": "By hand."})
+    assert r.status_code == 303
+    session.refresh(static)
+    assert static.name == "Picked by hand" and static.description == "By hand." and static.kind == SegmentKind.static
+    assert members_of(session, static.id) == {people["ada"].id}

@@ -38,6 +38,7 @@
     churn: function (d) {
       var layout = baseLayout();
       layout.yaxis.tickformat = ",d";
+      if (Math.max.apply(null, d.y.concat([0])) < 8) layout.yaxis.dtick = 1; // whole members, not 0.2 steps
       return {
         traces: [{ type: "bar", x: d.x, y: d.y, marker: { color: d.x.map(function (b) { return BAND_COLOURS[b] || ACCENT; }) },
                    hovertemplate: "%{x}<br>%{y:,d} members<extra></extra>" }],
