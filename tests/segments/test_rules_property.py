@@ -41,7 +41,8 @@ _sku = itertools.count(1)
 # --------------------------------------------------------------------------- data
 
 quarters = st.integers(0, 4).map(lambda n: n / 4)
-days_ago = st.integers(-3, 150)
+# Days before TODAY, bunched around the edges of the 1/7/30/90-day windows.
+days_ago = st.sampled_from([-1, 0, 1, 7, 8, 30, 31, 90, 91])
 stamps = st.tuples(days_ago, st.sampled_from([0, 12, 23])).map(
     lambda t: datetime.combine(TODAY - timedelta(days=t[0]), datetime.min.time(), UTC).replace(hour=t[1])
 )
@@ -52,7 +53,7 @@ products_st = st.lists(
         {
             "category": st.sampled_from(CATEGORIES),
             "brand": st.sampled_from(BRANDS),
-            "launched_on": st.none() | st.integers(0, 150).map(lambda n: TODAY - timedelta(days=n)),
+            "launched_on": st.none() | dates,
         }
     ),
     min_size=1,
@@ -108,7 +109,7 @@ customer_st = st.fixed_dictionaries(
 dataset_st = st.fixed_dictionaries(
     {
         "products": products_st,
-        "customers": st.lists(customer_st, min_size=1, max_size=8),
+        "customers": st.lists(customer_st, min_size=2, max_size=8),
         "latest_run": st.booleans(),
         "previous_run": st.booleans(),
     }
@@ -500,8 +501,8 @@ def _write(session, data) -> tuple[list[int], list[bool], RuleContext]:
     return ids, [c.merged_into_id is None for c in customers], context
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=dataset_st, rules=st.lists(rule_st, min_size=1, max_size=4))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=dataset_st, rules=st.lists(rule_st, min_size=3, max_size=10))
 def test_members_equal_the_reference_evaluator(session, data, rules):
     savepoint = session.begin_nested()
     try:
