@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from patron.models import AnalysisRun, ConsentEvent, Customer, CustomerInsight, CustomerScore
@@ -84,6 +85,8 @@ def test_string_ops(session):
     assert ids(session, leaf("country", "not_in", ["FR"])) == [a.id, b.id]
     assert ids(session, leaf("postal_code", "starts_with", "SW1")) == [b.id]
     assert ids(session, leaf("postal_code", "starts_with", "sw1")) == []
+    assert ids(session, leaf("postal_code", "starts_with", "S_1")) == []  # no LIKE wildcards
+    assert ids(session, leaf("postal_code", "starts_with", "%")) == []
     assert ids(session, leaf("postal_code", "is_empty")) == [c.id, d.id]
     assert ids(session, leaf("region", "is_empty")) == [b.id, c.id, d.id]
     assert ids(session, leaf("region", "is_not_empty")) == [a.id]
@@ -451,6 +454,16 @@ def test_too_deep_rules_are_refused():
         rule = {"not": rule}
     with pytest.raises(InvalidRule, match="nests deeper than"):
         validate(rule)
+
+
+def test_condition_works_in_any_select(session):
+    """The condition brings its own FROM customers, so a count needs no select(Customer)."""
+    a = create_customer(session)
+    create_order(session, a, placed_at=at("2026-11-01"))
+    create_customer(session)
+    rule = {"not": {"purchases": {"within_days": 30}, "metric": "count", "op": "gte", "value": 1}}
+    assert session.scalar(select(func.count()).where(condition(rule, CTX))) == 1
+    assert session.scalar(select(func.count()).where(condition({"not": rule}, CTX))) == 1
 
 
 def test_catalogue_lists_every_field_for_the_pickers():
