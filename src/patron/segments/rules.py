@@ -23,9 +23,16 @@ Semantics that the SQL and the reference evaluator of the tests share:
   (quantity * unit_price - discount); ``avg`` is that sum over that count and is never
   true for a customer without such orders.
 
-Aggregates are compiled set-based: a predicate P over a per-customer value whose value
-for a customer without rows, P(empty), is false becomes ``id IN (SELECT customer_id ...
-WHERE/HAVING P)``, otherwise ``id NOT IN (SELECT customer_id ... WHERE/HAVING NOT P)``.
+Aggregates, scores, insights and consent are compiled set-based, never per customer: a
+predicate P over a per-customer value becomes ``id IN (SELECT customer_id ... WHERE/HAVING
+P)`` when P(empty) is false for a customer without rows, otherwise ``id NOT IN (SELECT
+customer_id ... WHERE/HAVING NOT P)``; avg has no empty value, so it never matches such a
+customer. PostgreSQL gets the same sets as [NOT] EXISTS (see `_Membership`).
+
+Speed on 1M customers and 1.5M orders (this 2-core shared machine, PostgreSQL 15 with
+the default work_mem / SQLite): a 3-condition attribute count 0.27 s / 0.47 s, about
+the time of a bare scan of the table; with a category purchase aggregate 1.5 s / 1.4 s;
+'fewer than 2 orders' 3.5 s / 5 s (an aggregate over every order).
 """
 
 from __future__ import annotations
