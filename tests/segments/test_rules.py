@@ -209,6 +209,30 @@ def test_purchase_aggregates(session):
     assert ids(session, {"not": buys({}, metric="avg", op="ne", value=45)}) == [a.id, c.id]
 
 
+def test_purchases_without_a_product_filter_are_whole_orders(session):
+    from patron.orders import service as orders
+    from patron.orders.schemas import OrderCreate
+
+    product = create_product(session, category_path="Home")
+    lined, total_only = create_customer(session), create_customer(session)
+    # 20.00 of goods plus 5.00 shipping: the customer paid 25.00.
+    create_order(session, lined, lines=[(product, 2, Decimal("10.00"))], placed_at=at("2026-11-01"),
+                 shipping_fee=Decimal("5.00"))  # fmt: skip
+    # An order known by its total only, as the CDNOW preset imports them.
+    data = OrderCreate(customer_id=total_only.id, placed_at=at("2026-11-02"), channel="online", subtotal=Decimal("40"))
+    orders.create_order(session, data=data)
+
+    def buys(filters, metric="count", op="gte", value=1):
+        return {"purchases": filters, "metric": metric, "op": op, "value": value}
+
+    assert ids(session, buys({"within_days": 30})) == [lined.id, total_only.id]
+    assert ids(session, buys({}, metric="sum", op="eq", value=25)) == [lined.id]
+    assert ids(session, buys({}, metric="avg", op="eq", value=40)) == [total_only.id]
+    # A product filter reads the lines: the lines' value, and only orders that have lines.
+    assert ids(session, buys({"category": "Home"}, metric="sum", op="eq", value=20)) == [lined.id]
+    assert ids(session, buys({"category": "Home"})) == [lined.id]
+
+
 def test_purchases_of_new_products(session):
     launched = create_product(session, launched_on=date(2026, 10, 1))
     old = create_product(session)
