@@ -39,6 +39,11 @@ def make_engine(url: str, **kwargs) -> Engine:
             # orders in memory: bulk imports spent a fifth of their time re-reading index
             # pages. Pages are allocated only as they are used.
             cur.execute("PRAGMA cache_size=-65536")
+            if parsed.database and parsed.database != ":memory:":
+                # Read the file through a memory map (address space, not memory) instead of
+                # copying each page: on 1M customers a segment count scanning customers took
+                # 0.11 s instead of 0.20 s, one aggregating 3M orders 0.7 s instead of 1.0 s.
+                cur.execute("PRAGMA mmap_size=1073741824")
             cur.close()
 
         @event.listens_for(engine, "begin")
