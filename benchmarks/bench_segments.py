@@ -2,6 +2,10 @@
 
     uv run python benchmarks/bench_segments.py                              # 1M customers, both backends
     uv run python benchmarks/bench_segments.py --customers 100000 --backends sqlite
+    uv run python benchmarks/bench_segments.py --use sqlite:///seg.db --use postgresql+psycopg://...
+
+`--use URL` measures a database filled earlier by this script's data (for example kept
+from a previous run) instead of generating and filling a scratch one.
 
 For each backend a fresh database is migrated and filled directly (the data of
 benchmarks/bench_analyze.py: customers with country, gender, age band, city, postal code
@@ -37,6 +41,7 @@ from machine_info import machine  # benchmarks/ is on sys.path when a script run
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from patron.db import make_engine
 from patron.models import Customer, Order
 from patron.segments import service
 
@@ -104,6 +109,23 @@ def naive_aggregate(session: Session) -> int:
     return sum(1 for cid, n in counts.items() if n >= 2 and cid in wanted)
 
 
+def measure(engine, backend: str, repeat: int, table: list) -> None:
+    """Time the preview of each rule and the Python filter on one filled database."""
+    with Session(engine) as session:
+        for name, rule in RULES.items():
+            service.preview(session, rule=rule, today=AS_OF)  # warm the page cache once
+            ms, preview = timed(lambda r=rule: service.preview(session, rule=r, today=AS_OF), repeat)
+            naive = naive_attribute if name == "attribute" else naive_aggregate
+            peer_ms, peer_count = timed(lambda f=naive: f(session), max(1, repeat // 3))
+            agree = "yes" if peer_count == preview.count else f"NO ({peer_count:,})"
+            print(
+                f"[{backend}] {name}: {preview.count:,} of {preview.total:,} customers; preview median "
+                f"{ms:,.0f} ms (target {TARGETS_MS[name]:,.0f} ms); Python filter {peer_ms:,.0f} ms; "
+                f"same count: {agree}"
+            )
+            table.append((backend, name, ms, TARGETS_MS[name], peer_ms))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -111,41 +133,36 @@ def main() -> int:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--database-url", default=PG_URL)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--use", action="append", default=[], metavar="URL", help="Measure this filled database.")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or set(backends) - {"sqlite", "postgresql"}:
         parser.error("--backends takes sqlite and/or postgresql")
 
     print(f"Machine: {machine()}")
-    t0 = time.perf_counter()
-    frames = add_profiles(generate(args.customers, args.seed), args.seed)
-    print(
-        f"Data: {args.customers:,} customers, {frames['orders'].height:,} orders; generated in "
-        f"{time.perf_counter() - t0:.1f} s; rules evaluated as of {AS_OF}"
-    )
     table = []
-    for backend in backends:
-        scratch = Scratch(backend, args.database_url)
-        try:
-            t0 = time.perf_counter()
-            (fill_sqlite if backend == "sqlite" else fill_postgresql)(scratch.engine, frames)
-            print(f"\n[{backend}] filled in {time.perf_counter() - t0:.1f} s (not timed below)")
-            with Session(scratch.engine) as session:
-                for name, rule in RULES.items():
-                    service.preview(session, rule=rule, today=AS_OF)  # warm the page cache once
-                    ms, preview = timed(lambda r=rule: service.preview(session, rule=r, today=AS_OF), args.repeat)
-                    naive = naive_attribute if name == "attribute" else naive_aggregate
-                    peer_ms, peer_count = timed(lambda f=naive: f(session), max(1, args.repeat // 3))
-                    agree = "yes" if peer_count == preview.count else f"NO ({peer_count:,})"
-                    print(
-                        f"[{backend}] {name}: {preview.count:,} of {preview.total:,} customers; preview median "
-                        f"{ms:,.0f} ms (target {TARGETS_MS[name]:,.0f} ms); Python filter {peer_ms:,.0f} ms; "
-                        f"same count: {agree}"
-                    )
-                    table.append((backend, name, ms, TARGETS_MS[name], peer_ms))
-        finally:
-            scratch.close()
-
+    if args.use:
+        for url in args.use:
+            engine = make_engine(url)
+            print(f"\n[{engine.dialect.name}] {engine.url.render_as_string(hide_password=True)}, filled earlier")
+            measure(engine, engine.dialect.name, args.repeat, table)
+            engine.dispose()
+    else:
+        t0 = time.perf_counter()
+        frames = add_profiles(generate(args.customers, args.seed), args.seed)
+        print(
+            f"Data: {args.customers:,} customers, {frames['orders'].height:,} orders; generated in "
+            f"{time.perf_counter() - t0:.1f} s; rules evaluated as of {AS_OF}"
+        )
+        for backend in backends:
+            scratch = Scratch(backend, args.database_url)
+            try:
+                t0 = time.perf_counter()
+                (fill_sqlite if backend == "sqlite" else fill_postgresql)(scratch.engine, frames)
+                print(f"\n[{backend}] filled in {time.perf_counter() - t0:.1f} s (not timed below)")
+                measure(scratch.engine, backend, args.repeat, table)
+            finally:
+                scratch.close()
     print()
     print(
         f"{'backend':<12}{'rule':<11}{'preview ms':>11}{'target ms':>10}{'target/actual':>15}"

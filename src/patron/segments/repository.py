@@ -83,23 +83,40 @@ def live_customers(session: Session) -> int:
     return session.scalar(select(everyone - merged)) or 0
 
 
-def count_and_first(session: Session, condition: ColumnElement[bool], *, limit: int) -> tuple[int, list[Customer]]:
-    """How many live customers meet the condition, and the first `limit` of them by id.
+def count_where(session: Session, condition: ColumnElement[bool]) -> int:
+    """Live customers meeting the condition (one count, which PostgreSQL may run in parallel)."""
+    return session.scalar(select(func.count()).where(Customer.merged_into_id.is_(None), condition)) or 0
 
-    One statement: the condition (with any aggregate subquery in it) is evaluated once for
-    both, the count riding along each returned row as a window function.
+
+def first_where(session: Session, condition: ColumnElement[bool], *, limit: int) -> list[Customer]:
+    """The first `limit` live customers by id meeting the condition.
+
+    Walking customers in id order, a condition on their own columns stops after `limit`
+    matches instead of testing everyone.
     """
-    rows = session.execute(
-        select(Customer.id, func.count().over().label("matched"))
-        .where(Customer.merged_into_id.is_(None), condition)
-        .order_by(Customer.id)
-        .limit(max(limit, 1))
-    ).all()
+    if limit <= 0:
+        return []
+    stmt = select(Customer).where(Customer.merged_into_id.is_(None), condition).order_by(Customer.id).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def count_and_first(session: Session, condition: ColumnElement[bool], *, limit: int) -> tuple[int, list[Customer]]:
+    """count_where and first_where in one statement, evaluating the condition once.
+
+    For conditions holding a costly set (an aggregate over orders): the members are
+    materialised once, then counted and the first ones taken. As one query with a window
+    count, PostgreSQL walked customers in id order to serve the LIMIT (1M customers: 0.55 s
+    where this takes 0.15 s).
+    """
+    matched = select(Customer.id).where(Customer.merged_into_id.is_(None), condition).cte("matched")
+    matched = matched.prefix_with("MATERIALIZED")
+    count = select(func.count()).select_from(matched).scalar_subquery()
+    rows = session.execute(select(matched.c.id, count).order_by(matched.c.id).limit(max(limit, 1))).all()
     if not rows:
         return 0, []
-    ids = [row.id for row in rows[:limit]]
+    ids = [row[0] for row in rows[:limit]]
     by_id = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids)))} if ids else {}
-    return rows[0].matched, [by_id[i] for i in ids]
+    return rows[0][1], [by_id[i] for i in ids]
 
 
 def customers_in(members: Select) -> Select:

@@ -166,6 +166,23 @@ def condition(rule: Any, context: RuleContext) -> ColumnElement[bool]:
     return _compile(_parse(rule, "", 0), context)
 
 
+def on_customers_only(rule: Any) -> bool:
+    """Whether the (valid) rule tests only customers' own columns: no orders, scores, insights, consent or segments.
+
+    Such a rule is a filter on one table; any other adds a set (an aggregate or a lookup)
+    that is costly to evaluate twice.
+    """
+
+    def plain(node) -> bool:
+        if isinstance(node, _Group):
+            return all(plain(child) for child in node.children)
+        if isinstance(node, _Not):
+            return plain(node.child)
+        return isinstance(node, _Leaf) and node.field.source == "customer"
+
+    return plain(_parse(rule, "", 0))
+
+
 def members(rule: Any, context: RuleContext) -> Select:
     """`SELECT customers.id` of the live (not merged) customers matching the rule."""
     return select(Customer.id).where(Customer.merged_into_id.is_(None), condition(rule, context))
@@ -477,6 +494,9 @@ class _Membership(ColumnElement[bool]):
     __visit_name__ = "patron_segments_membership"
     inherit_cache = False
     type = Boolean()
+    # Renders as a predicate already: without this SQLAlchemy writes "(id IN (...)) = 1" on
+    # SQLite, which keeps SQLite from driving the query from the IN list (0.86 s -> 0.64 s).
+    _is_implicitly_boolean = True
 
     def __init__(self, ids: Select, *, negated: bool = False):
         self.ids = ids

@@ -76,7 +76,12 @@ def member_ids(session: Session, segment_id: int) -> Select:
 def preview(session: Session, *, rule: Any, sample_size: int = SAMPLE_SIZE, today: date | None = None) -> Preview:
     """Count and sample a rule's members without saving anything; warns when it matches everyone or no one."""
     condition = rules.condition(rule, rule_context(session, today=today))
-    count, sample = repository.count_and_first(session, condition, limit=sample_size)
+    if rules.on_customers_only(rule):
+        # A filter on customers alone: a (parallel) count, then a sample that stops early.
+        count = repository.count_where(session, condition)
+        sample = repository.first_where(session, condition, limit=sample_size) if count else []
+    else:
+        count, sample = repository.count_and_first(session, condition, limit=sample_size)
     total = repository.live_customers(session)
     warnings = []
     if total and count == total:
