@@ -3,23 +3,14 @@
   "use strict";
   if (typeof window.Plotly === "undefined") return; // the data tables below each chart still work
 
-  var ACCENT = "#3b5bdb";
-  var GREEN = "#12b886";
-  var ORANGE = "#f59f00";
-  var GREY = "#ced4da";
-  var FONT = { family: "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size: 12, color: "#495057" };
+  var theme = window.PatronChartTheme;
+  var ACCENT = theme.ACCENT;
+  var GREEN = theme.GREEN;
+  var ORANGE = theme.ORANGE;
+  var GREY = theme.GREY;
 
   function baseLayout() {
-    return {
-      font: FONT,
-      margin: { l: 56, r: 56, t: 8, b: 40 },
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "rgba(0,0,0,0)",
-      xaxis: { type: "category", automargin: true, tickfont: { size: 11 }, showgrid: false },
-      yaxis: { automargin: true, gridcolor: "#eef0f3", zerolinecolor: "#dee2e6", rangemode: "tozero" },
-      hoverlabel: { font: FONT },
-      showlegend: false,
-    };
+    return theme.baseLayout(56); // room for a second y axis on the right
   }
 
   function legendOnTop(layout) {

@@ -4,26 +4,13 @@
 
   // ------------------------------------------------------------------ charts
 
-  var ACCENT = "#3b5bdb";
-  var GREEN = "#12b886";
-  var ORANGE = "#f59f00";
-  var PALETTE = ["#3b5bdb", "#12b886", "#f59f00", "#e64980", "#7950f2", "#15aabf", "#868e96", "#fab005",
-                 "#40c057", "#fa5252", "#228be6"];
+  var theme = window.PatronChartTheme;
+  var ACCENT = theme.ACCENT;
+  var GREEN = theme.GREEN;
+  var ORANGE = theme.ORANGE;
+  var PALETTE = theme.PALETTE;
   var BAND_COLOURS = { Low: GREEN, Medium: "#fab005", High: ORANGE, Lost: "#fa5252" };
-  var FONT = { family: "Inter, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size: 12, color: "#495057" };
-
-  function baseLayout() {
-    return {
-      font: FONT,
-      margin: { l: 56, r: 16, t: 8, b: 40 },
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "rgba(0,0,0,0)",
-      xaxis: { type: "category", automargin: true, tickfont: { size: 11 }, showgrid: false },
-      yaxis: { automargin: true, gridcolor: "#eef0f3", zerolinecolor: "#dee2e6", rangemode: "tozero" },
-      hoverlabel: { font: FONT },
-      showlegend: false,
-    };
-  }
+  var baseLayout = theme.baseLayout;
 
   var FIGURES = {
     monthly: function (d) {
