@@ -91,6 +91,10 @@ def test_create_read_update_and_delete(admin, session):
     assert admin.get(f"{BASE}/{seg['id']}").json()["rule"]["value"] == "DE"
     assert admin.patch(f"{BASE}/{seg['id']}", json={"rule": {"any": []}}).status_code == 400
     assert admin.get(f"{BASE}/{seg['id']}").json()["rule"]["value"] == "DE"
+    for null in ("name", "is_archived", "description", "rule"):
+        r = admin.patch(f"{BASE}/{seg['id']}", json={null: None})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == null, (null, r.text)
+    assert admin.patch(f"{BASE}/{seg['id']}", json={"category": None}).status_code == 200
     assert admin.delete(f"{BASE}/{seg['id']}").status_code == 204
     assert admin.get(f"{BASE}/{seg['id']}").status_code == 404
     built_in = next(s for s in admin.get(BASE).json()["items"] if s["built_in"])
@@ -139,5 +143,9 @@ def test_reports_comparison_snapshots_and_migration(admin, session):
     matrix = admin.get(f"{BASE}/migration", params={"segments": f"{fr['id']},{de['id']}"}).json()
     assert matrix["cells"] == [{"from": fr["id"], "to": fr["id"], "customers": 1}]
     assert admin.get(f"{BASE}/migration", params={"segments": "a,b"}).status_code == 400
+    assert admin.get(f"{BASE}/migration", params={"segments": str(2**31)}).status_code == 400
+    assert admin.get(f"{BASE}/migration", params={"after": 2**31}).status_code == 422
+    assert admin.get(f"{BASE}/compare", params={"first": 1, "second": 2**31}).status_code == 422
+    assert admin.post(BASE, json={"name": "Big", "kind": "static", "customer_ids": [2**31]}).status_code == 422
     r = admin.post(f"{BASE}/clusters", json={})
     assert r.status_code == 400 and "run `patron analyze` first" in r.json()["error"]

@@ -400,7 +400,11 @@ BAD_RULES = [
     (leaf("gender", "eq"), "value", "eq needs a value"),
     ({"field": "gender", "op": "is_empty", "value": "x"}, "value", "is_empty takes no value"),
     (leaf("postal_code", "starts_with", ""), "value", "starts_with needs a non-empty text prefix, got ''"),
-    (leaf("created_at", "in_last_days", 0), "value", "in_last_days needs a positive whole number of days, got 0"),
+    (
+        leaf("created_at", "in_last_days", 0),
+        "value",
+        "in_last_days needs a whole number of days from 1 to 36,500, got 0",
+    ),
     ({"field": "city", "op": "eq", "value": "x", "extra": 1}, "", "unknown key 'extra' (expected field, op, value)"),
     ([leaf("city", "eq", "x")], "", "a condition must be an object, got a list"),
     (
@@ -412,12 +416,12 @@ BAD_RULES = [
     (
         {"purchases": {"within_days": 0}, "metric": "count", "op": "gte", "value": 1},
         "purchases.within_days",
-        "within_days needs a positive whole number of days, got 0",
+        "within_days needs a whole number of days from 1 to 36,500, got 0",
     ),
     (
         {"purchases": {"within_days": 1.5}, "metric": "count", "op": "gte", "value": 1},
         "purchases.within_days",
-        "within_days needs a positive whole number of days, got 1.5",
+        "within_days needs a whole number of days from 1 to 36,500, got 1.5",
     ),
     (
         {"purchases": {"colour": "red"}, "metric": "count", "op": "gte", "value": 1},
@@ -456,6 +460,12 @@ BAD_RULES = [
         "None is not a consent purpose; allowed: marketing, service, surveys, profiling",
     ),
     ({"segment": "12"}, "segment", "a segment is referred to by its id, got '12'"),
+    ({"segment": 2**31}, "segment", "a segment is referred to by its id, got 2147483648"),
+    (
+        {"purchases": {"within_days": 36_501}, "metric": "count", "op": "gte", "value": 1},
+        "purchases.within_days",
+        "within_days needs a whole number of days from 1 to 36,500, got 36501",
+    ),
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from patron.api.deps import PathId, Reader, SegmentManager, SessionDep
+from patron.api.deps import PathId, QueryId, Reader, SegmentManager, SessionDep
 from patron.errors import InvalidInput
 from patron.segments import examples, fields, service
 from patron.segments.schemas import (
@@ -28,6 +28,7 @@ from patron.segments.schemas import (
     StaticMembers,
     StaticMembersResult,
 )
+from patron.validation import MAX_ID
 
 router = APIRouter(tags=["segments"])
 MAX_CSV_BYTES = 50 * 1024 * 1024
@@ -80,8 +81,8 @@ def take_snapshot(session: SessionDep, principal: SegmentManager):
 def migration(
     session: SessionDep,
     _: Reader,
-    before: Annotated[int | None, Query(ge=1)] = None,
-    after: Annotated[int | None, Query(ge=1)] = None,
+    before: QueryId = None,
+    after: QueryId = None,
     segments: Annotated[str | None, Query(description="Comma-separated segment ids")] = None,
 ):
     ids = _id_list(segments, "segments") if segments else None
@@ -89,7 +90,12 @@ def migration(
 
 
 @router.get("/segments/compare", response_model=SegmentComparison, summary="Two segments' reports side by side")
-def compare(session: SessionDep, _: Reader, first: Annotated[int, Query(ge=1)], second: Annotated[int, Query(ge=1)]):
+def compare(
+    session: SessionDep,
+    _: Reader,
+    first: Annotated[int, Query(ge=1, le=MAX_ID)],
+    second: Annotated[int, Query(ge=1, le=MAX_ID)],
+):
     return service.compare(session, first, second)
 
 
@@ -209,4 +215,6 @@ def _id_list(raw: str, field: str) -> list[int]:
         raise InvalidInput(f"{field} takes comma-separated segment ids, not {raw!r}", detail={"field": field}) from None
     if not ids:
         raise InvalidInput(f"{field} is empty", detail={"field": field})
+    if not all(1 <= i <= MAX_ID for i in ids):
+        raise InvalidInput(f"{field} takes segment ids from 1 to {MAX_ID}", detail={"field": field})
     return ids

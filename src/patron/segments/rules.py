@@ -75,9 +75,11 @@ from patron.models import ConsentEvent, Customer, CustomerInsight, CustomerScore
 from patron.models.enums import ConsentPurpose, ConsentStatus, ContactChannel, OrderStatus, SalesChannel
 from patron.segments import fields as field_registry
 from patron.segments.fields import Field
+from patron.validation import MAX_ID
 
 GROUP_KEYS = ("all", "any")
 NODE_KEYS = ("all", "any", "not", "field", "purchases", "consent", "segment")
+MAX_DAYS = 36_500  # a hundred years: windows longer than any history, and dates stay in range
 METRICS = ("count", "sum", "avg")
 AGGREGATE_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "between")
 PURCHASE_FILTERS = ("within_days", "category", "brand", "channel", "new_products_days")
@@ -238,7 +240,7 @@ def _parse(node: Any, path: str, depth: int):
         return _parse_consent(node, path)
     _only_keys(node, ("segment",), path)
     segment_id = node["segment"]
-    if type(segment_id) is not int or segment_id <= 0:
+    if type(segment_id) is not int or not 0 < segment_id <= MAX_ID:
         raise InvalidRule(_join(path, "segment"), f"a segment is referred to by its id, got {segment_id!r}")
     return _SegmentRef(segment_id, path)
 
@@ -291,9 +293,7 @@ def _parse_value(field: Field, op: str, node: dict, path: str) -> Any:
     if "value" not in node or value is None:
         raise InvalidRule(value_path, f"{op} needs a value")
     if op in ("in_last_days", "not_in_last_days"):
-        if type(value) is not int or value <= 0:
-            raise InvalidRule(value_path, f"{op} needs a positive whole number of days, got {value!r}")
-        return value
+        return _positive_days(value, value_path, op)
     if op == "starts_with":
         if not isinstance(value, str) or not value:
             raise InvalidRule(value_path, f"starts_with needs a non-empty text prefix, got {value!r}")
@@ -360,8 +360,8 @@ def _number(value: Any, path: str, what: str) -> float:
 
 
 def _positive_days(value: Any, path: str, key: str) -> int:
-    if type(value) is not int or value <= 0:
-        raise InvalidRule(path, f"{key} needs a positive whole number of days, got {value!r}")
+    if type(value) is not int or not 0 < value <= MAX_DAYS:
+        raise InvalidRule(path, f"{key} needs a whole number of days from 1 to {MAX_DAYS:,}, got {value!r}")
     return value
 
 

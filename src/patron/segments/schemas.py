@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from patron.models import Customer as CustomerRow
 from patron.models import Segment as SegmentRow
 from patron.models.enums import SegmentKind
+from patron.validation import Id
 
 Rule = dict[str, Any]
 RULE_DESCRIPTION = (
@@ -62,17 +63,20 @@ class SegmentCreate(BaseModel):
     )
     description: str = Field(default="", max_length=5000)
     category: str | None = Field(default=None, max_length=30)
-    customer_ids: list[int] | None = Field(default=None, max_length=100_000, description="Static lists only.")
+    customer_ids: list[Id] | None = Field(default=None, max_length=100_000, description="Static lists only.")
 
 
 class SegmentUpdate(BaseModel):
+    """The fields to change; those left out stay as they are. Only category may be set to null."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    rule: Rule | None = None
-    description: str | None = Field(default=None, max_length=5000)
+    # Typed without None: an explicit null is refused (422); a field left out is not set.
+    name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+    rule: Rule = Field(default=None, description=RULE_DESCRIPTION)  # type: ignore[assignment]
+    description: str = Field(default=None, max_length=5000)  # type: ignore[assignment]
     category: str | None = Field(default=None, max_length=30)
-    is_archived: bool | None = None
+    is_archived: bool = Field(default=None)  # type: ignore[assignment]
 
 
 class Segment(BaseModel):
@@ -121,7 +125,7 @@ class MemberPage(BaseModel):
 class StaticMembers(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_ids: list[int] = Field(min_length=1, max_length=100_000)
+    customer_ids: list[Id] = Field(min_length=1, max_length=100_000)
     replace: bool = Field(default=False, description="Replace the list's members instead of adding.")
 
 
