@@ -147,5 +147,12 @@ def test_reports_comparison_snapshots_and_migration(admin, session):
     assert admin.get(f"{BASE}/migration", params={"after": 2**31}).status_code == 422
     assert admin.get(f"{BASE}/compare", params={"first": 1, "second": 2**31}).status_code == 422
     assert admin.post(BASE, json={"name": "Big", "kind": "static", "customer_ids": [2**31]}).status_code == 422
+    assert admin.post(BASE, json={"name": "A\x00B", "rule": FR}).status_code == 422
+    big = {"field": "household_size", "op": "eq", "value": 2**70}
+    r = admin.post(f"{BASE}/preview", json={"rule": big})
+    assert r.status_code == 400 and "household_size takes a whole number from" in r.json()["error"]
+    lst = admin.post(BASE, json={"name": "List", "kind": "static"}).json()
+    r = admin.post(f"{BASE}/{lst['id']}/members.csv", content="customer_id\n1\x00\n")
+    assert r.status_code == 400 and "NUL" in r.json()["error"]
     r = admin.post(f"{BASE}/clusters", json={})
     assert r.status_code == 400 and "run `patron analyze` first" in r.json()["error"]

@@ -330,6 +330,8 @@ def _scalar(field: Field, value: Any, path: str) -> Any:
     if t == "integer":
         if type(value) is not int:
             raise InvalidRule(path, f"{field.name} takes a whole number, got {_kind(value)} {value!r}")
+        if not -MAX_ID <= value <= MAX_ID:
+            raise InvalidRule(path, f"{field.name} takes a whole number from {-MAX_ID:,} to {MAX_ID:,}, got {value!r}")
         return value
     if t == "number":
         return _number(value, path, field.name)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from patron.models import Customer as CustomerRow
 from patron.models import Segment as SegmentRow
 from patron.models.enums import SegmentKind
-from patron.validation import Id
+from patron.validation import Id, InputModel
 
 Rule = dict[str, Any]
 RULE_DESCRIPTION = (
@@ -21,7 +21,7 @@ RULE_DESCRIPTION = (
 )
 
 
-class RulePreviewRequest(BaseModel):
+class RulePreviewRequest(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     rule: Rule = Field(description=RULE_DESCRIPTION)
@@ -53,7 +53,7 @@ class RulePreview(BaseModel):
     warnings: list[str] = Field(description="For example: the rule matches every customer.")
 
 
-class SegmentCreate(BaseModel):
+class SegmentCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
@@ -66,7 +66,7 @@ class SegmentCreate(BaseModel):
     customer_ids: list[Id] | None = Field(default=None, max_length=100_000, description="Static lists only.")
 
 
-class SegmentUpdate(BaseModel):
+class SegmentUpdate(InputModel):
     """The fields to change; those left out stay as they are. Only category may be set to null."""
 
     model_config = ConfigDict(extra="forbid")
@@ -122,7 +122,7 @@ class MemberPage(BaseModel):
     next_cursor: str | None
 
 
-class StaticMembers(BaseModel):
+class StaticMembers(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_ids: list[Id] = Field(min_length=1, max_length=100_000)
@@ -134,7 +134,7 @@ class StaticMembersResult(BaseModel):
     members: int
 
 
-class FreezeRequest(BaseModel):
+class FreezeRequest(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
@@ -195,7 +195,7 @@ class MigrationMatrix(BaseModel):
     cells: list[MigrationCell]
 
 
-class ClusterRequest(BaseModel):
+class ClusterRequest(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     k_min: int = Field(default=2, ge=2, le=20)

@@ -268,6 +268,8 @@ def set_static_members(
 
 def import_static_csv(session: Session, segment_id: int, *, text: str, replace: bool = False) -> dict[str, int]:
     """Members from a CSV with a customer_id or an email column; any bad row refuses the file, naming each."""
+    if "\x00" in text:
+        raise InvalidInput("the CSV contains NUL characters; is it a text file?", detail={"field": "file"})
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
     if "customer_id" not in columns and "email" not in columns:
