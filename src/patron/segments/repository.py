@@ -129,9 +129,14 @@ def export_rows(session: Session, members: Select) -> Iterator[Customer]:
     yield from session.scalars(stmt)
 
 
+def clear_members(session: Session, segment_id: int) -> None:
+    """Remove every member of a list."""
+    session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment_id))
+
+
 def replace_members(session: Session, segment_id: int, members: Select) -> int:
     """Make the list's members exactly `members` (one DELETE and one INSERT ... SELECT)."""
-    session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment_id))
+    clear_members(session, segment_id)
     ids = members.subquery()
     result = session.execute(
         insert(SegmentMember.__table__).from_select(

@@ -260,7 +260,7 @@ def set_static_members(
             detail={"field": "customer_ids", "unknown": unknown[:100]},
         )
     if replace:
-        repository.replace_members(session, segment.id, select(Customer.id).where(Customer.id.in_([])))
+        repository.clear_members(session, segment.id)
     added = repository.add_members(session, segment.id, [live[c] for c in customer_ids])
     session.flush()
     return {"added": added, "members": repository.count(session, repository.list_member_ids(segment.id))}
