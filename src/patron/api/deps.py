@@ -53,6 +53,8 @@ Importer = Annotated[Principal, Depends(require(Permission.import_data))]
 Merger = Annotated[Principal, Depends(require(Permission.merge_customers))]
 Analyst = Annotated[Principal, Depends(require(Permission.run_analysis))]
 SegmentManager = Annotated[Principal, Depends(require(Permission.manage_segments))]
+LoyaltyManager = Annotated[Principal, Depends(require(Permission.manage_loyalty))]
+LoyaltyOperator = Annotated[Principal, Depends(require(Permission.operate_loyalty))]
 
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -6,6 +6,16 @@ from patron.models.consent import ConsentEvent
 from patron.models.customer import Customer, CustomerExternalId, CustomerMerge
 from patron.models.imports import IdempotencyKey, ImportRowError, ImportRun
 from patron.models.interaction import Interaction
+from patron.models.loyalty import (
+    LoyaltyAccount,
+    LoyaltyConfigVersion,
+    LoyaltyEntry,
+    LoyaltyMember,
+    LoyaltyReward,
+    LoyaltyTierChange,
+    LoyaltyTransaction,
+    LoyaltyVoucher,
+)
 from patron.models.order import Order, OrderLine, OrderReturn
 from patron.models.product import Product
 from patron.models.segment import Segment, SegmentMember, SegmentSnapshot, SegmentSnapshotMember
@@ -26,6 +36,14 @@ __all__ = [
     "ImportRowError",
     "ImportRun",
     "Interaction",
+    "LoyaltyAccount",
+    "LoyaltyConfigVersion",
+    "LoyaltyEntry",
+    "LoyaltyMember",
+    "LoyaltyReward",
+    "LoyaltyTierChange",
+    "LoyaltyTransaction",
+    "LoyaltyVoucher",
     "Order",
     "OrderLine",
     "OrderReturn",

@@ -196,3 +196,40 @@ class SegmentKind(StrEnum):
     dynamic = "dynamic"  # a rule, evaluated on use
     static = "static"  # a list of members
     cluster = "cluster"  # one cluster of a behavioural clustering
+
+
+class LoyaltyAccountKind(StrEnum):
+    member = "member"  # points owed to one member; its balance never goes below zero
+    issued = "issued"  # the programme's side of every point given (earned, bonus, credited)
+    redeemed = "redeemed"  # points turned into rewards
+    expired = "expired"  # points that lapsed (breakage)
+
+
+class LoyaltyTransactionKind(StrEnum):
+    enrol = "enrol"  # sign-up bonus
+    earn = "earn"  # points for an order
+    bonus = "bonus"  # birthday, review, survey, goodwill
+    adjust = "adjust"  # an agent's correction, credit or debit
+    redeem = "redeem"  # points for a reward (a voucher)
+    clawback = "clawback"  # points of a returned, refunded or cancelled order taken back
+    expire = "expire"  # points past their expiry date
+    transfer = "transfer"  # points moved between members (a customer merge)
+    reversal = "reversal"  # undoes one earlier transaction, entry for entry
+
+
+class MemberStatus(StrEnum):
+    active = "active"
+    closed = "closed"  # left the programme; keeps its statement
+    merged = "merged"  # its customer was merged into another member's
+
+
+class RewardKind(StrEnum):
+    voucher = "voucher"  # money off: `amount` in the shop's currency
+    free_product = "free_product"
+    free_shipping = "free_shipping"
+
+
+class VoucherStatus(StrEnum):
+    issued = "issued"
+    consumed = "consumed"
+    cancelled = "cancelled"  # its redemption was reversed; the points went back

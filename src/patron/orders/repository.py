@@ -142,3 +142,55 @@ def orders_by_channel(session: Session, since: datetime):
         .group_by(Order.channel)
         .order_by(Order.channel)
     ).all()
+
+
+def brief_orders(session: Session, order_ids: list[int]):
+    """(id, customer_id, placed_at) of the given orders."""
+    return session.execute(select(Order.id, Order.customer_id, Order.placed_at).where(Order.id.in_(order_ids))).all()
+
+
+def orders_with_lines(session: Session, order_ids: list[int]):
+    """The orders, and (order_id, quantity, unit_price, discount, sku, category_path) of their lines."""
+    orders = session.execute(
+        select(
+            Order.id,
+            Order.customer_id,
+            Order.placed_at,
+            Order.channel,
+            Order.status,
+            Order.subtotal,
+            Order.discount,
+            Order.total,
+        ).where(Order.id.in_(order_ids))
+    ).all()
+    lines = session.execute(
+        select(
+            OrderLine.order_id,
+            OrderLine.quantity,
+            OrderLine.unit_price,
+            OrderLine.discount,
+            Product.sku,
+            Product.category_path,
+        )
+        .join(Product, Product.id == OrderLine.product_id)
+        .where(OrderLine.order_id.in_(order_ids))
+        .order_by(OrderLine.order_id, OrderLine.line_no)
+    ).all()
+    refunds = session.execute(
+        select(OrderReturn.order_id, OrderReturn.id, OrderReturn.amount, OrderReturn.returned_at)
+        .where(OrderReturn.order_id.in_(order_ids))
+        .order_by(OrderReturn.order_id, OrderReturn.returned_at, OrderReturn.id)
+    ).all()
+    return orders, lines, refunds
+
+
+def net_spend(session: Session, customer_ids: list[int], since: datetime):
+    """(customer_id, order totals less refunds) since `since`, cancelled orders left out."""
+    refunded = (
+        select(func.coalesce(func.sum(OrderReturn.amount), 0)).where(OrderReturn.order_id == Order.id).scalar_subquery()
+    )
+    return session.execute(
+        select(Order.customer_id, func.sum(Order.total - refunded))
+        .where(Order.customer_id.in_(customer_ids), Order.placed_at >= since, _COUNTED)
+        .group_by(Order.customer_id)
+    ).all()

@@ -190,3 +190,33 @@ class Order(BaseModel):
 class OrderPage(BaseModel):
     items: list[Order]
     next_cursor: str | None
+
+
+# --- what the loyalty programme reads of an order (internal, not an API payload) -----------
+
+
+class PointsLine(BaseModel):
+    quantity: int
+    unit_price: Decimal
+    discount: Decimal
+    sku: str
+    category_path: str
+
+
+class PointsRefund(BaseModel):
+    id: int
+    amount: Decimal
+    returned_at: datetime
+
+
+class PointsOrder(BaseModel):
+    id: int
+    customer_id: int
+    placed_at: datetime
+    channel: SalesChannel
+    status: OrderStatus
+    subtotal: Decimal
+    discount: Decimal
+    total: Decimal
+    lines: list[PointsLine] = []
+    refunds: list[PointsRefund] = []

@@ -13,7 +13,7 @@ from patron.errors import Conflict, NotFound, ValidationFailed
 from patron.models import Order, OrderLine, OrderReturn, Product
 from patron.models.enums import OrderStatus
 from patron.orders import repository
-from patron.orders.schemas import OrderCreate, OrderReturnCreate, OrderUpdate
+from patron.orders.schemas import OrderCreate, OrderReturnCreate, OrderUpdate, PointsLine, PointsOrder, PointsRefund
 from patron.pagination import Page, paginate, parse_sort
 
 SORTS = {"placed_at": Order.placed_at, "id": Order.id, "total": Order.total, "created_at": Order.created_at}
@@ -228,3 +228,59 @@ def _favourites(rows) -> list[Favourite]:
 def _money(value) -> Decimal:
     # Aggregates come back as Decimal (PostgreSQL) or float (SQLite); normalise to cents.
     return Decimal(str(value or 0)).quantize(CENT)
+
+
+# --- for the loyalty programme ------------------------------------------------------------
+
+# Bound IN lists: SQLite allows 32,766 parameters, and shorter lists plan better everywhere.
+_CHUNK = 1000
+
+
+def order_customers(session: Session, *, order_ids: list[int]) -> list[tuple[int, int, datetime]]:
+    """(order id, customer id, placed_at) of the given orders that exist."""
+    out: list[tuple[int, int, datetime]] = []
+    for start in range(0, len(order_ids), _CHUNK):
+        out += [tuple(r) for r in repository.brief_orders(session, order_ids[start : start + _CHUNK])]
+    return out
+
+
+def orders_for_points(session: Session, *, order_ids: list[int]) -> list[PointsOrder]:
+    """The orders with what points are worked out from: lines (SKU, category) and refunds."""
+    out: list[PointsOrder] = []
+    for start in range(0, len(order_ids), _CHUNK):
+        orders, lines, refunds = repository.orders_with_lines(session, order_ids[start : start + _CHUNK])
+        by_order: dict[int, PointsOrder] = {}
+        for oid, cid, placed_at, channel, status, subtotal, discount, total in orders:
+            by_order[oid] = PointsOrder(
+                id=oid,
+                customer_id=cid,
+                placed_at=placed_at,
+                channel=channel,
+                status=status,
+                subtotal=_money(subtotal),
+                discount=_money(discount),
+                total=_money(total),
+            )
+        for oid, quantity, unit_price, discount, sku, category in lines:
+            by_order[oid].lines.append(
+                PointsLine(
+                    quantity=quantity,
+                    unit_price=_money(unit_price),
+                    discount=_money(discount),
+                    sku=sku,
+                    category_path=category,
+                )
+            )
+        for oid, rid, amount, returned_at in refunds:
+            by_order[oid].refunds.append(PointsRefund(id=rid, amount=_money(amount), returned_at=returned_at))
+        out += by_order.values()
+    return out
+
+
+def net_spend_by_customer(session: Session, *, customer_ids: list[int], since: datetime) -> dict[int, Decimal]:
+    """Each customer's order totals less refunds since `since` (cancelled orders left out)."""
+    spend: dict[int, Decimal] = dict.fromkeys(customer_ids, Decimal("0.00"))
+    for start in range(0, len(customer_ids), _CHUNK):
+        for cid, amount in repository.net_spend(session, customer_ids[start : start + _CHUNK], since):
+            spend[cid] = _money(amount)
+    return spend

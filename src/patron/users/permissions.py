@@ -19,6 +19,8 @@ class Permission(StrEnum):
     merge_customers = "merge_customers"  # merge duplicates and undo merges
     run_analysis = "run_analysis"  # `patron analyze` runs: scores, CLV, validation
     manage_segments = "manage_segments"  # create, change, delete segments; lists, clusters, snapshots
+    manage_loyalty = "manage_loyalty"  # programme rules, rewards, adjustments and reversals
+    operate_loyalty = "operate_loyalty"  # enrol members, give bonuses, redeem rewards, consume vouchers
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -33,10 +35,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.import_data,
             Permission.merge_customers,
             Permission.manage_segments,
+            Permission.manage_loyalty,
+            Permission.operate_loyalty,
         }
     ),
     Role.agent: frozenset(
-        {Permission.read, Permission.write_customers, Permission.write_interactions, Permission.merge_customers}
+        {
+            Permission.read,
+            Permission.write_customers,
+            Permission.write_interactions,
+            Permission.merge_customers,
+            Permission.operate_loyalty,
+        }
     ),
     Role.analyst: frozenset({Permission.read, Permission.run_analysis, Permission.manage_segments}),
     Role.viewer: frozenset({Permission.read}),

@@ -1,0 +1,1387 @@
+"""The loyalty programme: enrolment, the points ledger, rewards, tiers and expiry.
+
+Every movement of points goes through `_post`, which
+
+- claims the movement's idempotency key first (the same key and request return the stored
+  transaction; the same key with another request is refused; a concurrent duplicate waits
+  on the key's unique index and then gets the stored result),
+- moves member balances with a guarded UPDATE that refuses to go below zero, and
+- writes entries that sum to zero (it refuses to post otherwise).
+
+All of it happens in one savepoint, so a refusal leaves nothing behind, and in the
+caller's transaction (services flush, callers commit).
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from patron.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from patron.loyalty import cards, repository
+from patron.loyalty.config import ConfigFile, ExpiryPolicy, ProgrammeConfig, RewardConfig, TierBasis
+from patron.models import LoyaltyMember, LoyaltyReward, LoyaltyTransaction, LoyaltyVoucher
+from patron.models.enums import (
+    LoyaltyAccountKind,
+    LoyaltyTransactionKind,
+    MemberStatus,
+    OrderStatus,
+    RewardKind,
+    VoucherStatus,
+)
+from patron.orders.schemas import PointsOrder
+from patron.pagination import Page, paginate
+
+Kind = LoyaltyTransactionKind
+BONUS_REASONS = ("birthday", "review", "survey", "goodwill")
+# Kinds an agent may reverse. Expiries, clawbacks and transfers follow from other facts
+# (a date, a return, a merge): they are undone by changing those, not by hand.
+REVERSIBLE = frozenset({Kind.enrol, Kind.earn, Kind.bonus, Kind.adjust, Kind.redeem})
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def current_config(session: Session) -> tuple[int | None, ProgrammeConfig]:
+    """The rules in force and their version id (None only before the first migration ran)."""
+    row = repository.latest_config(session)
+    if row is None:
+        return None, ProgrammeConfig()
+    return row.id, ProgrammeConfig.model_validate(row.config)
+
+
+def configure(session: Session, *, config: ProgrammeConfig, by: str) -> int:
+    """Store a new version of the rules; returns its id. Members keep their tier until it
+    is next reviewed, except those whose tier no longer exists: they move to the tier
+    their qualifying points or spend reach now."""
+    from patron.models import LoyaltyConfigVersion
+
+    version = LoyaltyConfigVersion(config=config.model_dump(mode="json", exclude={"rewards"}), created_by=by)
+    session.add(version)
+    session.flush()
+    names = {t.name for t in config.tiers.levels}
+    stranded = [m for m in repository.members_due_for_review(session, _far_future()) if m.tier not in names]
+    if stranded:
+        _retier(session, config, stranded, now=_now(), reason="reconfigured")
+    return version.id
+
+
+def configure_from_file(session: Session, *, data: ConfigFile, by: str) -> tuple[int, list[LoyaltyReward]]:
+    """`patron loyalty configure`: the rules, and the file's rewards created or updated by code."""
+    version_id = configure(session, config=data, by=by)
+    return version_id, [save_reward(session, data=reward) for reward in data.rewards]
+
+
+def config_history(session: Session, *, limit: int = 20):
+    return repository.config_versions(session, limit)
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+def enrol(
+    session: Session,
+    *,
+    customer_id: int,
+    via: str = "api",
+    by: str = "",
+    now: datetime | None = None,
+) -> LoyaltyMember:
+    """Enrol a customer: a member account, a card, the first tier and the sign-up bonus."""
+    from patron.customers import service as customers
+
+    customer = customers.get_customer(session, customer_id)
+    if customer.merged_into_id is not None:
+        raise Conflict(
+            f"customer {customer_id} was merged into customer {customer.merged_into_id}; enrol that customer",
+            detail={"field": "customer_id", "survivor_id": customer.merged_into_id},
+        )
+    existing = repository.member_for_customer(session, customer_id)
+    if existing is not None:
+        raise Conflict(
+            f"customer {customer_id} is already a member (member {existing.id}, card {existing.card_number})",
+            detail={"field": "customer_id", "member_id": existing.id},
+        )
+    now = now or _now()
+    version_id, config = current_config(session)
+    first = config.tiers.levels[0]
+    member = LoyaltyMember(
+        customer_id=customer_id,
+        account_id=repository.new_account(session, LoyaltyAccountKind.member),
+        card_number=_unused_card_number(session, config.card.prefix),
+        status=MemberStatus.active,
+        enrolled_at=now,
+        enrolled_via=via,
+        tier=first.name,
+        tier_since=now,
+        tier_review_at=_add_months(now, config.tiers.window_months),
+    )
+    session.add(member)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # a concurrent enrolment of the same customer
+        raise Conflict(f"customer {customer_id} is already a member", detail={"field": "customer_id"}) from exc
+    repository.add_tier_change(session, member_id=member.id, from_tier=None, to_tier=first.name, reason="enrolled")
+    if config.earn.bonuses.signup:
+        _credit(
+            session,
+            member,
+            config,
+            version_id,
+            kind=Kind.enrol,
+            key=f"enrol:{member.id}",
+            points=config.earn.bonuses.signup,
+            earned_at=now,
+            memo="Welcome bonus",
+            by=by,
+        )
+    session.flush()
+    return member
+
+
+def get_member(session: Session, member_id: int) -> LoyaltyMember:
+    member = repository.get_member(session, member_id)
+    if member is None:
+        raise NotFound(f"member {member_id} not found", detail={"field": "member_id"})
+    return member
+
+
+def member_for_customer(session: Session, customer_id: int) -> LoyaltyMember | None:
+    return repository.member_for_customer(session, customer_id)
+
+
+def member_by_card(session: Session, card_number: str) -> LoyaltyMember:
+    number = "".join(card_number.split())
+    if not cards.is_card_number(number):
+        raise InvalidInput(
+            f"{card_number!r} is not a card number (16 digits with a valid check digit)",
+            detail={"field": "card_number"},
+        )
+    member = repository.member_by_card(session, number)
+    if member is None:
+        raise NotFound(f"no member has card {number}", detail={"field": "card_number"})
+    return member
+
+
+def list_members(
+    session: Session,
+    *,
+    tier: str | None = None,
+    status: MemberStatus | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[LoyaltyMember]:
+    """Members, newest first; `q` finds a card number, an email or a name."""
+    return paginate(
+        session,
+        repository.members_query(tier=tier, status=status, q=q),
+        sort_col=LoyaltyMember.id,
+        id_col=LoyaltyMember.id,
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def customers_of(session: Session, members: Iterable[LoyaltyMember]) -> dict[int, Any]:
+    """The customers of these members, by customer id (erased customers are missing)."""
+    return repository.customers_by_id(session, sorted({m.customer_id for m in members if m.customer_id}))
+
+
+def close_member(session: Session, *, member_id: int, by: str, now: datetime | None = None) -> LoyaltyMember:
+    """Leave the programme: the remaining points are forfeited (posted as expired) and the
+    card stops working; the statement is kept."""
+    member = _active(session, member_id)
+    now = now or _now()
+    left = repository.balance(session, member.account_id)
+    if left:
+        version_id, _ = current_config(session)
+        _post(
+            session,
+            key=f"close:{member.id}",
+            request={"close": member.id},
+            kind=Kind.expire,
+            member=member,
+            points=left,
+            direction=-1,
+            legs=[(LoyaltyAccountKind.expired, left, False, None)],
+            member_legs=[(-left, False, None)],
+            memo="Points forfeited on leaving the programme",
+            by=by,
+            config_version_id=version_id,
+        )
+    member.status = MemberStatus.closed
+    member.closed_at = now
+    session.flush()
+    return member
+
+
+@dataclass
+class MemberSummary:
+    member: LoyaltyMember
+    balance: int
+    tier: Any  # config.Tier
+    next_tier: Any | None
+    qualifying_value: Decimal
+    to_next_tier: Decimal | None
+    basis: TierBasis
+    window_months: int
+    expiring: list[tuple[datetime, int]]  # (date, points) that lapse in the next 90 days
+    point_value: Decimal
+    currency: str
+
+
+def summary(session: Session, *, member_id: int, now: datetime | None = None) -> MemberSummary:
+    """Balance, tier, progress to the next tier and points about to expire."""
+    member = get_member(session, member_id)
+    now = now or _now()
+    _, config = current_config(session)
+    value = _qualifying_values(session, config, [member], now)[member.id]
+    tier = config.tier(member.tier)
+    rank = config.tier_rank(tier.name)
+    next_tier = config.tiers.levels[rank + 1] if rank + 1 < len(config.tiers.levels) else None
+    return MemberSummary(
+        member=member,
+        balance=repository.balance(session, member.account_id),
+        tier=tier,
+        next_tier=next_tier,
+        qualifying_value=value,
+        to_next_tier=max(next_tier.threshold - value, Decimal(0)) if next_tier else None,
+        basis=config.tiers.basis,
+        window_months=config.tiers.window_months,
+        expiring=expiring(session, member=member, until=now + timedelta(days=90)),
+        point_value=config.point_value,
+        currency=config.currency,
+    )
+
+
+def expiring(session: Session, *, member: LoyaltyMember, until: datetime) -> list[tuple[datetime, int]]:
+    """(expiry date, points) that will lapse by `until` unless spent: the soonest-expiring
+    points are spent first, so spending is taken off the earliest lots."""
+    remaining = repository.spent(session, member.account_id)
+    out = []
+    for expires_at, points in repository.lots(session, member.account_id):
+        used = min(remaining, points) if points > 0 else points
+        remaining -= used
+        left = points - used
+        if expires_at is None or expires_at > until:
+            break
+        if left > 0:
+            out.append((expires_at, left))
+    return out
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+def award_bonus(
+    session: Session,
+    *,
+    member_id: int,
+    reason: str,
+    key: str,
+    points: int | None = None,
+    reference: str | None = None,
+    memo: str = "",
+    by: str = "",
+) -> LoyaltyTransaction:
+    """Points for an event: a birthday, a review, a survey (the programme's amount), or
+    goodwill (the points given). `reference` names what it was for ("review 812")."""
+    if reason not in BONUS_REASONS:
+        raise InvalidInput(
+            f"unknown bonus reason {reason!r}; use one of {', '.join(BONUS_REASONS)}", detail={"field": "reason"}
+        )
+    version_id, config = current_config(session)
+    if points is None:
+        if reason == "goodwill":
+            raise InvalidInput("a goodwill bonus needs the number of points", detail={"field": "points"})
+        points = getattr(config.earn.bonuses, reason)
+        if not points:
+            raise Conflict(
+                f"the programme gives no {reason} bonus (set earn.bonuses.{reason})", detail={"field": "reason"}
+            )
+    _positive(points)
+    member = _active(session, member_id)
+    label = {"birthday": "Birthday bonus", "review": "Review bonus", "survey": "Survey bonus"}.get(reason, "Goodwill")
+    return _credit(
+        session,
+        member,
+        config,
+        version_id,
+        kind=Kind.bonus,
+        key=key,
+        points=points,
+        earned_at=_now(),
+        memo=memo or (f"{label}: {reference}" if reference else label),
+        by=by,
+        details={"reason": reason, "reference": reference},
+    )
+
+
+def adjust(session: Session, *, member_id: int, points: int, reason: str, key: str, by: str = "") -> LoyaltyTransaction:
+    """An agent's correction: a credit (points > 0, expiring like earned points) or a debit."""
+    if points == 0:
+        raise InvalidInput(
+            "an adjustment must move points: give a positive or negative number", detail={"field": "points"}
+        )
+    if not reason.strip():
+        raise InvalidInput("say why the points are adjusted", detail={"field": "reason"})
+    member = _active(session, member_id)
+    version_id, config = current_config(session)
+    if points > 0:
+        return _credit(
+            session,
+            member,
+            config,
+            version_id,
+            kind=Kind.adjust,
+            key=key,
+            points=points,
+            earned_at=_now(),
+            memo=reason,
+            by=by,
+        )
+    return _post(
+        session,
+        key=key,
+        request={"adjust": member.id, "points": points, "reason": reason},
+        kind=Kind.adjust,
+        member=member,
+        points=-points,
+        direction=-1,
+        legs=[(LoyaltyAccountKind.issued, -points, False, None)],
+        member_legs=[(points, False, None)],
+        memo=reason,
+        by=by,
+        config_version_id=version_id,
+    )
+
+
+def redeem(
+    session: Session, *, member_id: int, reward_id: int, key: str, by: str = "", now: datetime | None = None
+) -> LoyaltyVoucher:
+    """Spend points on a reward; returns the voucher (a unique code, valid for the reward's days).
+
+    Refused with 409 when the balance is too low (the message says the balance), the
+    reward is out of stock, not yet or no longer valid, or above the member's tier.
+    """
+    now = now or _now()
+    member = _active(session, member_id)
+    reward = get_reward(session, reward_id)
+    request = {"redeem": member.id, "reward": reward.id}
+    stored = _replay(session, key, request)
+    if stored is not None:
+        return repository.voucher_for_transaction(session, stored.id)
+    version_id, config = current_config(session)
+    today = now.date()
+    if not reward.is_active:
+        raise Conflict(f"reward {reward.code} is withdrawn", detail={"field": "reward_id"})
+    if reward.valid_from and today < reward.valid_from:
+        raise Conflict(f"reward {reward.code} can be redeemed from {reward.valid_from}", detail={"field": "reward_id"})
+    if reward.valid_until and today > reward.valid_until:
+        raise Conflict(
+            f"reward {reward.code} could be redeemed until {reward.valid_until}", detail={"field": "reward_id"}
+        )
+    if reward.min_tier and config.tier_rank(member.tier) < config.tier_rank(reward.min_tier):
+        raise Conflict(
+            f"reward {reward.code} is for {reward.min_tier} members and above; member {member.id} is {member.tier}",
+            detail={"field": "reward_id"},
+        )
+    with session.begin_nested():
+        tx = _post(
+            session,
+            key=key,
+            request=request,
+            kind=Kind.redeem,
+            member=member,
+            points=reward.points_cost,
+            direction=-1,
+            legs=[(LoyaltyAccountKind.redeemed, reward.points_cost, False, None)],
+            member_legs=[(-reward.points_cost, False, None)],
+            memo=f"Redeemed: {reward.name}",
+            by=by,
+            config_version_id=version_id,
+            reward_id=reward.id,
+        )
+        if not repository.take_stock(session, reward.id):
+            raise Conflict(f"reward {reward.code} is out of stock", detail={"field": "reward_id"})
+        voucher = LoyaltyVoucher(
+            code=_unused_voucher_code(session),
+            member_id=member.id,
+            reward_id=reward.id,
+            transaction_id=tx.id,
+            status=VoucherStatus.issued,
+            issued_at=now,
+            expires_at=datetime.combine(today + timedelta(days=reward.voucher_valid_days), time.max, tzinfo=UTC),
+        )
+        session.add(voucher)
+        session.flush()
+    return voucher
+
+
+def get_voucher(session: Session, code: str) -> LoyaltyVoucher:
+    voucher = repository.voucher_by_code(session, cards.normalise_voucher_code(code))
+    if voucher is None:
+        raise NotFound(f"no voucher with code {code!r}", detail={"field": "code"})
+    return voucher
+
+
+def consume_voucher(
+    session: Session, *, code: str, by: str, reference: str | None = None, now: datetime | None = None
+) -> LoyaltyVoucher:
+    """Use a voucher at a till or checkout: exactly once, before it expires."""
+    now = now or _now()
+    voucher = get_voucher(session, code)
+    if repository.consume_voucher(session, voucher.code, now=now, by=by, reference=reference):
+        session.refresh(voucher)
+        return voucher
+    session.refresh(voucher)
+    if voucher.status == VoucherStatus.consumed:
+        where = f" ({voucher.consumed_reference})" if voucher.consumed_reference else ""
+        raise Conflict(
+            f"voucher {voucher.code} was already used on {voucher.consumed_at:%Y-%m-%d %H:%M} UTC{where}",
+            detail={"field": "code"},
+        )
+    if voucher.status == VoucherStatus.cancelled:
+        raise Conflict(f"voucher {voucher.code} was cancelled and its points returned", detail={"field": "code"})
+    raise Conflict(f"voucher {voucher.code} expired on {voucher.expires_at:%Y-%m-%d}", detail={"field": "code"})
+
+
+def reverse(session: Session, *, transaction_id: int, reason: str, key: str, by: str = "") -> LoyaltyTransaction:
+    """Undo a transaction with a new one whose entries are its entries negated.
+
+    A redemption's reversal cancels its voucher (refused once the voucher is used) and
+    puts the stock back; an earning's reversal is refused (409) when the member has
+    already spent the points.
+    """
+    original = repository.get_transaction(session, transaction_id)
+    if original is None:
+        raise NotFound(f"transaction {transaction_id} not found", detail={"field": "transaction_id"})
+    request = {"reverse": transaction_id, "reason": reason}
+    stored = _replay(session, key, request)
+    if stored is not None:
+        return stored
+    if original.kind not in REVERSIBLE:
+        raise Conflict(
+            f"a {original.kind} transaction cannot be reversed by hand; "
+            + {
+                Kind.expire: "give the points back with a credit adjustment",
+                Kind.clawback: "a clawback follows the order's return",
+                Kind.transfer: "undo the customer merge instead",
+                Kind.reversal: "it is itself a reversal",
+            }[original.kind],
+            detail={"field": "transaction_id"},
+        )
+    done = repository.reversal_of(session, transaction_id)
+    if done is not None:
+        raise Conflict(
+            f"transaction {transaction_id} was already reversed by transaction {done.id}",
+            detail={"field": "transaction_id"},
+        )
+    if not reason.strip():
+        raise InvalidInput("say why the transaction is reversed", detail={"field": "reason"})
+    member = get_member(session, original.member_id)
+    voucher = repository.voucher_for_transaction(session, original.id) if original.kind == Kind.redeem else None
+    if voucher is not None and voucher.status == VoucherStatus.consumed:
+        raise Conflict(
+            f"voucher {voucher.code} of this redemption was used on {voucher.consumed_at:%Y-%m-%d}; "
+            "it cannot be undone",
+            detail={"field": "transaction_id"},
+        )
+    entries = repository.entries_of(session, original.id)
+    with session.begin_nested():
+        tx = _post_entries(
+            session,
+            key=key,
+            request=request,
+            kind=Kind.reversal,
+            member=member,
+            points=original.points,
+            direction=-original.direction,
+            entries=[(e.account_id, -e.amount, e.lot, e.expires_at) for e in entries],
+            memo=f"Reversal of #{original.id} ({original.memo}): {reason}",
+            by=by,
+            config_version_id=original.config_version_id,
+            reverses_id=original.id,
+            order_id=original.order_id,
+            qualifying_points=-original.qualifying_points,
+            reward_id=original.reward_id,
+        )
+        if voucher is not None:
+            voucher.status = VoucherStatus.cancelled
+            repository.return_stock(session, voucher.reward_id)
+            session.flush()
+    return tx
+
+
+def check_books(session: Session) -> list[str]:
+    """Every way the ledger is out of balance, as sentences; empty when the books are right."""
+    problems = [f"transaction {t}: entries sum to {n}, not 0" for t, n in repository.unbalanced_transactions(session)]
+    problems += [
+        f"account {a}: balance {b} but its entries sum to {s}" for a, b, s in repository.drifting_balances(session)
+    ]
+    return problems
+
+
+def statement(
+    session: Session, *, member_id: int, limit: int = 50, cursor: str | None = None
+) -> tuple[Page, int | None]:
+    """The member's transactions, newest first, and the balance after the newest on the page."""
+    get_member(session, member_id)
+    page = paginate(
+        session,
+        repository.statement_query(member_id),
+        sort_col=LoyaltyTransaction.id,
+        id_col=LoyaltyTransaction.id,
+        descending=True,
+        limit=limit,
+        cursor=cursor,
+    )
+    if not page.items:
+        return page, None
+    newest = page.items[0]
+    return page, repository.balance_before(session, member_id, newest.id) + newest.direction * newest.points
+
+
+# --- orders: earning and clawing back -----------------------------------------------------
+
+
+@dataclass
+class SyncResult:
+    earned: int = 0  # points
+    clawed_back: int = 0
+    transactions: list[int] = field(default_factory=list)
+    unrecovered: int = 0  # points a return should have taken back but the member had spent
+
+
+def sync_orders(session: Session, *, order_ids: Sequence[int], by: str = "orders") -> SyncResult:
+    """Bring the ledger in line with these orders: points for new orders of members, taken
+    back for returns, refunds and cancellations. Safe to call any number of times and from
+    every way orders arrive (API, batch, webhook, import): each order earns once, each
+    return is clawed back once, because each has its own idempotency key.
+
+    Only orders placed while the customer was a member earn.
+    """
+    result = SyncResult()
+    if not order_ids or not repository.any_active_member(session):
+        return result
+    from patron.orders import service as orders
+
+    brief = orders.order_customers(session, order_ids=sorted(set(order_ids)))
+    members = repository.active_members_of(session, sorted({c for _, c, _ in brief}))
+    eligible = [o for o, c, placed in brief if c in members and placed >= members[c].enrolled_at]
+    if not eligible:
+        return result
+    version_id, config = current_config(session)
+    posted = {}
+    for tx in repository.order_transactions(session, eligible):
+        posted.setdefault(tx.order_id, []).append(tx)
+    upgraded: set[int] = set()
+    for order in orders.orders_for_points(session, order_ids=eligible):
+        member = members[order.customer_id]
+        earlier = posted.get(order.id, [])
+        _sync_order(session, config, version_id, member, order, earlier, result, by=by)
+        upgraded.add(member.id)
+    if result.earned:
+        _upgrade(session, config, [m for m in members.values() if m.id in upgraded], now=_now())
+    return result
+
+
+def points_for_order(config: ProgrammeConfig, order: PointsOrder, tier_multiplier: Decimal) -> tuple[int, dict]:
+    """What an order earns under `config`, and how it was worked out.
+
+    Each line earns its net amount x points per unit x the higher of its category's and its
+    product's multiplier x the best bonus period covering it; the order's sum is multiplied
+    by its channel's and the member's tier multiplier and rounded down. The order's own
+    discount is spread over its lines. An order without lines (a till that sends totals)
+    earns on its subtotal less discount.
+    """
+    earn = config.earn
+    day = order.placed_at.date()
+    periods = [p for p in earn.bonus_periods if p.start <= day <= p.end]
+    share = Decimal(1)
+    if order.lines:
+        gross = sum((ln.quantity * ln.unit_price - ln.discount for ln in order.lines), Decimal(0))
+        if gross > 0 and order.discount:
+            share = max(Decimal(0), (gross - order.discount) / gross)
+        amounts = [(ln.quantity * ln.unit_price - ln.discount, ln.category_path or "", ln.sku) for ln in order.lines]
+    else:
+        amounts = [(order.subtotal - order.discount, "", None)]
+    base = Decimal(0)
+    for amount, category, sku in amounts:
+        if amount <= 0:
+            continue
+        line = _line_multiplier(earn.multipliers.categories, category)
+        if sku is not None:
+            line = max(line, earn.multipliers.products.get(sku, Decimal(1)))
+        bonus = max(
+            (p.multiplier for p in periods if not p.categories or any(_in_category(category, c) for c in p.categories)),
+            default=Decimal(1),
+        )
+        base += amount * share * line * bonus
+    channel = earn.multipliers.channels.get(order.channel, Decimal(1))
+    exact = base * earn.points_per_unit * channel * tier_multiplier
+    points = int(exact.to_integral_value(rounding=ROUND_FLOOR))
+    how = {
+        "base": str(base.quantize(Decimal("0.01"))),
+        "points_per_unit": str(earn.points_per_unit),
+        "channel_multiplier": str(channel),
+        "tier_multiplier": str(tier_multiplier),
+        "bonus_periods": [p.name for p in periods],
+    }
+    return points, how
+
+
+def _sync_order(
+    session: Session,
+    config: ProgrammeConfig,
+    version_id: int | None,
+    member: LoyaltyMember,
+    order: PointsOrder,
+    earlier: list[LoyaltyTransaction],
+    result: SyncResult,
+    *,
+    by: str,
+) -> None:
+    earn = next((t for t in earlier if t.kind == Kind.earn), None)
+    reversed_ids = {t.reverses_id for t in earlier if t.kind == Kind.reversal}
+    if earn is None:
+        if order.status == OrderStatus.cancelled:
+            return
+        points, how = points_for_order(config, order, config.tier(member.tier).earn_multiplier)
+        if points <= 0:
+            return
+        earn = _credit(
+            session,
+            member,
+            config,
+            version_id,
+            kind=Kind.earn,
+            key=f"order:{order.id}:earn",
+            points=points,
+            earned_at=order.placed_at,
+            memo=f"Order #{order.id}",
+            by=by,
+            order_id=order.id,
+            qualifying=True,
+            details=how,
+        )
+        earlier = [*earlier, earn]
+        result.earned += points
+        result.transactions.append(earn.id)
+    if earn.id in reversed_ids:
+        return  # an agent took this order's points back already
+    expires_at = repository.entries_of(session, earn.id)[0].expires_at
+    if expires_at is not None and expires_at <= _now():
+        return  # those points have lapsed: nothing left to take back
+    clawed = sum(t.points for t in earlier if t.kind == Kind.clawback)
+    causes: list[tuple[str, Decimal]] = []
+    refunded = Decimal(0)
+    for refund in order.refunds:
+        refunded += refund.amount
+        causes.append((f"order:{order.id}:return:{refund.id}", refunded))
+    if order.status == OrderStatus.cancelled:
+        causes.append((f"order:{order.id}:cancel", order.total))
+    for key, cumulative in causes:
+        if repository.transaction_exists(session, key):
+            continue
+        # Take back the share of the order's points that the refunds so far are of its
+        # total, less what earlier clawbacks took; never more than the member holds.
+        share = min(Decimal(1), cumulative / order.total) if order.total > 0 else Decimal(1)
+        due = int((earn.points * share).to_integral_value(rounding=ROUND_FLOOR)) - clawed
+        if due <= 0:
+            continue
+        held = repository.balance(session, member.account_id)
+        take = min(due, held)
+        if take <= 0:
+            result.unrecovered += due
+            continue
+        tx = _post(
+            session,
+            key=key,
+            request={"clawback": key},
+            kind=Kind.clawback,
+            member=member,
+            points=take,
+            direction=-1,
+            legs=[(LoyaltyAccountKind.issued, take, True, expires_at)],
+            member_legs=[(-take, True, expires_at)],
+            memo=f"Order #{order.id} " + ("cancelled" if key.endswith("cancel") else "returned or refunded"),
+            by=by,
+            config_version_id=version_id,
+            order_id=order.id,
+            qualifying_points=-take,
+            details={"due": due, "unrecovered": due - take},
+        )
+        clawed += take
+        result.clawed_back += take
+        result.unrecovered += due - take
+        result.transactions.append(tx.id)
+
+
+def _line_multiplier(categories: dict[str, Decimal], category: str) -> Decimal:
+    # The most specific matching category wins: "Baby/Toys" over "Baby".
+    best, best_len = Decimal(1), -1
+    for prefix, multiplier in categories.items():
+        if _in_category(category, prefix) and len(prefix) > best_len:
+            best, best_len = multiplier, len(prefix)
+    return best
+
+
+def _in_category(category: str, prefix: str) -> bool:
+    return category == prefix or category.startswith(prefix.rstrip("/") + "/")
+
+
+# --- jobs: expiry, tiers, birthdays ------------------------------------------------------------
+
+
+@dataclass
+class ExpiryResult:
+    members: int = 0
+    points: int = 0
+
+
+def expire(session: Session, *, now: datetime | None = None, by: str = "expiry job") -> ExpiryResult:
+    """Post the expiry of every lapsed point (see repository.lapsed); run daily."""
+    now = now or _now()
+    version_id, _ = current_config(session)
+    result = ExpiryResult()
+    for member_id, _account_id, due in repository.lapsed(session, now):
+        member = get_member(session, member_id)
+        try:
+            _post(
+                session,
+                session,
+                key=f"expire:{member_id}:{now.isoformat()}",
+                request={"expire": member_id, "at": now.isoformat(), "points": due},
+                kind=Kind.expire,
+                member=member,
+                points=due,
+                direction=-1,
+                legs=[(LoyaltyAccountKind.expired, due, False, None)],
+                member_legs=[(-due, False, None)],
+                memo="Points expired",
+                by=by,
+                config_version_id=version_id,
+            )
+        except Conflict:
+            continue  # spent by a concurrent redemption since the sums were read: the next run decides
+        result.members += 1
+        result.points += due
+    return result
+
+
+@dataclass
+class TierReview:
+    reviewed: int = 0
+    upgraded: int = 0
+    kept: int = 0
+    downgraded: int = 0
+
+
+def review_tiers(session: Session, *, now: datetime | None = None) -> TierReview:
+    """At each member's period end: keep the tier if still earned, else move down to the
+    tier the window's points (or spend) reach; the next review is one window later."""
+    now = now or _now()
+    _, config = current_config(session)
+    due = list(repository.members_due_for_review(session, now))
+    return _retier(session, config, due, now=now, reason="review")
+
+
+def birthday_bonuses(session: Session, *, today: date | None = None) -> int:
+    """Give today's birthday members their bonus, once a year each; returns how many got it."""
+    today = today or _now().date()
+    _, config = current_config(session)
+    if not config.earn.bonuses.birthday:
+        return 0
+    days = [(today.month, today.day)]
+    if (today.month, today.day) == (2, 28) and not calendar.isleap(today.year):
+        days.append((2, 29))  # leap-day birthdays are celebrated on the 28th in other years
+    given = 0
+    for month, day in days:
+        for member_id, _ in repository.members_with_birthday(session, month, day):
+            key = f"birthday:{member_id}:{today.year}"
+            if repository.transaction_exists(session, key):
+                continue
+            award_bonus(session, member_id=member_id, reason="birthday", key=key, by="birthday job")
+            given += 1
+    return given
+
+
+@dataclass
+class JobsResult:
+    expired: ExpiryResult
+    tiers: TierReview
+    birthdays: int
+
+
+def run_jobs(session: Session, *, now: datetime | None = None) -> JobsResult:
+    """The daily work: expiry, tier reviews and birthday bonuses."""
+    now = now or _now()
+    return JobsResult(
+        expired=expire(session, now=now),
+        tiers=review_tiers(session, now=now),
+        birthdays=birthday_bonuses(session, today=now.date()),
+    )
+
+
+def _upgrade(session: Session, config: ProgrammeConfig, members: list[LoyaltyMember], *, now: datetime) -> None:
+    """Move members up as soon as they qualify for a higher tier (never down: that waits
+    for the review at the period's end)."""
+    values = _qualifying_values(session, config, members, now)
+    for member in members:
+        target = config.tier_for(values[member.id])
+        if config.tier_rank(target.name) > config.tier_rank(member.tier):
+            _set_tier(session, config, member, target.name, "upgrade", values[member.id], now)
+
+
+def _retier(
+    session: Session, config: ProgrammeConfig, members: list[LoyaltyMember], *, now: datetime, reason: str
+) -> TierReview:
+    review = TierReview()
+    values = _qualifying_values(session, config, members, now)
+    for member in members:
+        review.reviewed += 1
+        target = config.tier_for(values[member.id])
+        current_rank = config.tier_rank(member.tier)
+        known = any(t.name == member.tier for t in config.tiers.levels)
+        if known and config.tier_rank(target.name) == current_rank:
+            review.kept += 1
+            repository.add_tier_change(
+                session,
+                member_id=member.id,
+                from_tier=member.tier,
+                to_tier=member.tier,
+                reason="requalified",
+                qualifying_value=values[member.id],
+                changed_at=now,
+            )
+            member.tier_review_at = _next_review(member.tier_review_at, now, config.tiers.window_months)
+        else:
+            up = not known or config.tier_rank(target.name) > current_rank
+            review.upgraded += up
+            review.downgraded += not up
+            _set_tier(
+                session,
+                config,
+                member,
+                target.name,
+                reason if not known else ("upgrade" if up else "downgrade"),
+                values[member.id],
+                now,
+            )
+    session.flush()
+    return review
+
+
+def _set_tier(
+    session: Session,
+    config: ProgrammeConfig,
+    member: LoyaltyMember,
+    tier: str,
+    reason: str,
+    value: Decimal,
+    now: datetime,
+) -> None:
+    repository.add_tier_change(
+        session,
+        member_id=member.id,
+        from_tier=member.tier,
+        to_tier=tier,
+        reason=reason,
+        qualifying_value=value,
+        changed_at=now,
+    )
+    member.tier = tier
+    member.tier_since = now
+    member.tier_review_at = _add_months(now, config.tiers.window_months)
+    session.flush()
+
+
+def _qualifying_values(
+    session: Session, config: ProgrammeConfig, members: Sequence[LoyaltyMember], now: datetime
+) -> dict[int, Decimal]:
+    """Each member's points earned (or money spent) in the tier window ending `now`."""
+    since = _add_months(now, -config.tiers.window_months)
+    ids = [m.id for m in members]
+    out = dict.fromkeys(ids, Decimal(0))
+    if not ids:
+        return out
+    if config.tiers.basis == TierBasis.points:
+        for start in range(0, len(ids), 1000):
+            for member_id, points in repository.qualifying_points(session, ids[start : start + 1000], since).items():
+                out[member_id] = Decimal(points)
+        return out
+    from patron.orders import service as orders
+
+    by_customer = {m.customer_id: m.id for m in members if m.customer_id is not None}
+    spend = orders.net_spend_by_customer(session, customer_ids=sorted(by_customer), since=since)
+    for customer_id, amount in spend.items():
+        out[by_customer[customer_id]] = amount
+    return out
+
+
+def _next_review(previous: datetime, now: datetime, months: int) -> datetime:
+    nxt = _add_months(previous, months)
+    while nxt <= now:
+        nxt = _add_months(nxt, months)
+    return nxt
+
+
+# --- customers merged and unmerged -------------------------------------------------------------
+
+
+def on_customers_merged(session: Session, *, survivor_id: int, merged_id: int, by: str = "") -> dict[str, Any]:
+    """Called by a customer merge: the duplicate's membership follows it to the survivor.
+
+    If only the duplicate is a member, its membership moves to the survivor. If both are,
+    the duplicate's points move to the survivor's account lot by lot (keeping their expiry
+    dates) and its membership is marked merged. Returns what was done, for the unmerge.
+    """
+    loser = repository.member_for_customer(session, merged_id)
+    if loser is None or loser.status != MemberStatus.active:
+        return {}
+    keeper = repository.member_for_customer(session, survivor_id)
+    if keeper is None:
+        loser.customer_id = survivor_id
+        session.flush()
+        return {"moved_member": loser.id, "customer_id": merged_id}
+    lots = _open_lots(session, loser)
+    legs = [(keeper.account_id, n, True, exp) for exp, n in lots] + [
+        (loser.account_id, -n, True, exp) for exp, n in lots
+    ]
+    tx = None
+    total = sum(n for _, n in lots)
+    if total:
+        tx = _post_entries(
+            session,
+            key=f"merge:{loser.id}:into:{keeper.id}:{_now().isoformat()}",
+            request={"merge": loser.id, "into": keeper.id},
+            kind=Kind.transfer,
+            member=keeper,
+            points=total,
+            direction=1,
+            entries=legs,
+            memo=f"Points of member {loser.id} (customer {merged_id}, merged into this customer)",
+            by=by,
+            config_version_id=None,
+            details={"from_member": loser.id},
+        )
+    loser.status = MemberStatus.merged
+    loser.merged_into_id = keeper.id
+    session.flush()
+    return {"merged_member": loser.id, "into_member": keeper.id, "transfer": tx.id if tx else None}
+
+
+def on_customers_unmerged(session: Session, *, undo: dict[str, Any], by: str = "") -> None:
+    """Undo what on_customers_merged did (its return value is `undo`)."""
+    if not undo:
+        return
+    if "moved_member" in undo:
+        member = get_member(session, undo["moved_member"])
+        member.customer_id = undo["customer_id"]
+        session.flush()
+        return
+    loser = get_member(session, undo["merged_member"])
+    keeper = get_member(session, undo["into_member"])
+    if undo.get("transfer"):
+        original = repository.get_transaction(session, undo["transfer"])
+        entries = repository.entries_of(session, original.id)
+        _post_entries(
+            session,
+            key=f"unmerge:{original.id}",
+            request={"unmerge": original.id},
+            kind=Kind.reversal,
+            member=keeper,
+            points=original.points,
+            direction=-1,
+            entries=[(e.account_id, -e.amount, e.lot, e.expires_at) for e in entries],
+            memo=f"Points returned to member {loser.id}: customer merge undone",
+            by=by,
+            config_version_id=None,
+            reverses_id=original.id,
+        )
+    loser.status = MemberStatus.active
+    loser.merged_into_id = None
+    session.flush()
+
+
+def _open_lots(session: Session, member: LoyaltyMember) -> list[tuple[datetime | None, int]]:
+    """The member's unspent points per expiry date (the soonest-expiring are spent first)."""
+    remaining = repository.spent(session, member.account_id)
+    out = []
+    for expires_at, points in repository.lots(session, member.account_id):
+        used = min(remaining, points) if points > 0 else points
+        remaining -= used
+        if points - used > 0:
+            out.append((expires_at, points - used))
+    return out
+
+
+# --- rewards ---------------------------------------------------------------------------------
+
+
+def list_rewards(session: Session, *, active_only: bool = False) -> Sequence[LoyaltyReward]:
+    return repository.rewards(session, active_only=active_only)
+
+
+def get_reward(session: Session, reward_id: int) -> LoyaltyReward:
+    reward = repository.get_reward(session, reward_id)
+    if reward is None:
+        raise NotFound(f"reward {reward_id} not found", detail={"field": "reward_id"})
+    return reward
+
+
+def reward_by_code(session: Session, code: str) -> LoyaltyReward:
+    reward = repository.reward_by_code(session, code)
+    if reward is None:
+        raise NotFound(f"no reward with code {code!r}", detail={"field": "reward"})
+    return reward
+
+
+def save_reward(session: Session, *, data: RewardConfig, reward_id: int | None = None) -> LoyaltyReward:
+    """Create a reward, or update one (by id, or by code when no id is given)."""
+    from patron.products import service as products
+
+    _, config = current_config(session)
+    errors = []
+    if data.min_tier is not None and all(t.name != data.min_tier for t in config.tiers.levels):
+        names = ", ".join(t.name for t in config.tiers.levels)
+        errors.append({"field": "min_tier", "message": f"no tier {data.min_tier!r}; the tiers are {names}"})
+    product_id = None
+    if data.product_sku is not None:
+        _, by_sku = products.resolve_product_ids(session, ids=[], skus=[data.product_sku])
+        product_id = by_sku.get(data.product_sku)
+        if product_id is None:
+            errors.append({"field": "product_sku", "message": f"no product with sku {data.product_sku!r}"})
+    if errors:
+        raise ValidationFailed(errors)
+    reward = get_reward(session, reward_id) if reward_id is not None else repository.reward_by_code(session, data.code)
+    clash = repository.reward_by_code(session, data.code)
+    if clash is not None and reward is not None and clash.id != reward.id:
+        raise Conflict(f"another reward (id {clash.id}) has code {data.code}", detail={"field": "code"})
+    values = data.model_dump(exclude={"product_sku"}) | {"product_id": product_id, "kind": RewardKind(data.kind)}
+    if reward is None:
+        reward = LoyaltyReward(**values)
+        session.add(reward)
+    else:
+        for name, value in values.items():
+            setattr(reward, name, value)
+    session.flush()
+    return reward
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ProgrammeReport:
+    members: int
+    outstanding_points: int
+    liability: Decimal
+    currency: str
+    point_value: Decimal
+    # {"YYYY-MM": {"earned": n, "redeemed": n, "expired": n, "clawed_back": n, "bonus": n}}
+    by_month: dict[str, dict[str, int]]
+    earned_total: int
+    redeemed_total: int
+    expired_total: int
+    breakage_rate: float | None  # expired / (earned) over the period
+    tiers: list[tuple[str, int, int]]  # (tier, members, points held), in tier order
+    tier_movements: list[tuple[str | None, str, str, int]]
+    top_earners: list[tuple[LoyaltyMember, Any, int]]
+    books_balanced: bool
+
+
+def report(session: Session, *, months: int = 12, now: datetime | None = None) -> ProgrammeReport:
+    """Outstanding points and their money value, monthly movements, breakage, tiers, top earners."""
+    now = now or _now()
+    since = _add_months(datetime(now.year, now.month, 1, tzinfo=UTC), -(months - 1))
+    _, config = current_config(session)
+    outstanding = repository.outstanding_points(session)
+    buckets = {
+        Kind.earn: "earned",
+        Kind.enrol: "bonus",
+        Kind.bonus: "bonus",
+        Kind.redeem: "redeemed",
+        Kind.expire: "expired",
+        Kind.clawback: "clawed_back",
+        Kind.adjust: "adjusted",
+        Kind.reversal: "reversed",
+        Kind.transfer: "transferred",
+    }
+    by_month: dict[str, dict[str, int]] = {}
+    cursor = since
+    while cursor <= now:
+        by_month[f"{cursor:%Y-%m}"] = dict.fromkeys(sorted(set(buckets.values())), 0)
+        cursor = _add_months(cursor, 1)
+    for month, kind, signed in repository.movements_by_month(session, since):
+        bucket = buckets[Kind(kind)]
+        row = by_month.setdefault(month, dict.fromkeys(sorted(set(buckets.values())), 0))
+        row[bucket] += abs(signed) if bucket in ("earned", "bonus", "redeemed", "expired", "clawed_back") else signed
+    earned = sum(r["earned"] + r["bonus"] for r in by_month.values())
+    expired = sum(r["expired"] for r in by_month.values())
+    order = {t.name: i for i, t in enumerate(config.tiers.levels)}
+    tiers = {t.name: (t.name, 0, 0) for t in config.tiers.levels}
+    for name, n, points in repository.members_per_tier(session):
+        tiers[name] = (name, n, points)
+    return ProgrammeReport(
+        members=repository.member_count(session),
+        outstanding_points=outstanding,
+        liability=(outstanding * config.point_value).quantize(Decimal("0.01")),
+        currency=config.currency,
+        point_value=config.point_value,
+        by_month=by_month,
+        earned_total=earned,
+        redeemed_total=sum(r["redeemed"] for r in by_month.values()),
+        expired_total=expired,
+        breakage_rate=round(expired / earned, 4) if earned else None,
+        tiers=sorted(tiers.values(), key=lambda t: order.get(t[0], len(order))),
+        tier_movements=repository.tier_movements(session, since),
+        top_earners=repository.top_earners(session, since, 10),
+        books_balanced=not check_books(session),
+    )
+
+
+# --- posting ---------------------------------------------------------------------------------
+
+# A leg on the programme's side: (account kind, amount, lot, expires_at); a member leg: (amount, lot, expires_at).
+Leg = tuple[LoyaltyAccountKind, int, bool, datetime | None]
+MemberLeg = tuple[int, bool, datetime | None]
+
+
+def _credit(
+    session: Session,
+    member: LoyaltyMember,
+    config: ProgrammeConfig,
+    version_id: int | None,
+    *,
+    kind: LoyaltyTransactionKind,
+    key: str,
+    points: int,
+    earned_at: datetime,
+    memo: str,
+    by: str,
+    order_id: int | None = None,
+    qualifying: bool = False,
+    details: dict | None = None,
+) -> LoyaltyTransaction:
+    """Points into the member's account as a lot expiring by the programme's rule."""
+    expires_at = _expiry(config, earned_at)
+    return _post(
+        session,
+        key=key,
+        request={"kind": str(kind), "member": member.id, "points": points, "order": order_id, "memo": memo},
+        kind=kind,
+        member=member,
+        points=points,
+        direction=1,
+        legs=[(LoyaltyAccountKind.issued, -points, True, expires_at)],
+        member_legs=[(points, True, expires_at)],
+        memo=memo,
+        by=by,
+        config_version_id=version_id,
+        order_id=order_id,
+        qualifying_points=points if qualifying else 0,
+        details=details or {},
+    )
+
+
+def _post(
+    session: Session,
+    *,
+    key: str,
+    request: dict,
+    kind: LoyaltyTransactionKind,
+    member: LoyaltyMember,
+    points: int,
+    direction: int,
+    legs: list[Leg],
+    member_legs: list[MemberLeg],
+    **extra: Any,
+) -> LoyaltyTransaction:
+    accounts = repository.programme_account_ids(session)
+    entries = [(accounts[k], amount, lot, exp) for k, amount, lot, exp in legs]
+    entries += [(member.account_id, amount, lot, exp) for amount, lot, exp in member_legs]
+    return _post_entries(
+        session,
+        key=key,
+        request=request,
+        kind=kind,
+        member=member,
+        points=points,
+        direction=direction,
+        entries=entries,
+        **extra,
+    )
+
+
+def _post_entries(
+    session: Session,
+    *,
+    key: str,
+    request: dict,
+    kind: LoyaltyTransactionKind,
+    member: LoyaltyMember,
+    points: int,
+    direction: int,
+    entries: list[tuple[int, int, bool, datetime | None]],
+    memo: str,
+    by: str,
+    config_version_id: int | None,
+    **extra: Any,
+) -> LoyaltyTransaction:
+    """Write one balanced transaction, or return the stored one for a replayed key."""
+    stored = _replay(session, key, request)
+    if stored is not None:
+        return stored
+    entries = [e for e in entries if e[1] != 0]
+    if sum(amount for _, amount, _, _ in entries) != 0:
+        raise AssertionError(f"unbalanced posting for {key}: {entries}")  # a bug, never user input
+    digest = _digest(request)
+    now = _now()
+    try:
+        with session.begin_nested():
+            tx_id = repository.insert_transaction(
+                session,
+                {
+                    "idempotency_key": key,
+                    "request_sha256": digest,
+                    "kind": kind,
+                    "member_id": member.id,
+                    "points": points,
+                    "direction": direction,
+                    "memo": memo,
+                    "created_by": by,
+                    "created_at": now,
+                    "config_version_id": config_version_id,
+                    "qualifying_points": extra.pop("qualifying_points", 0),
+                    "details": extra.pop("details", {}),
+                    **extra,
+                },
+            )
+            member_accounts = {}
+            for account_id, amount, _, _ in entries:
+                member_accounts[account_id] = member_accounts.get(account_id, 0) + amount
+            programme = set(repository.programme_account_ids(session).values())
+            for account_id, amount in sorted(member_accounts.items()):
+                if account_id in programme or amount == 0:
+                    continue
+                if not repository.move_balance(session, account_id, amount):
+                    held = repository.balance(session, account_id)
+                    raise Conflict(
+                        f"not enough points: the balance is {held} and this needs {-amount}",
+                        detail={"field": "points", "balance": held, "needed": -amount},
+                    )
+            repository.insert_entries(
+                session,
+                [
+                    {
+                        "transaction_id": tx_id,
+                        "account_id": account_id,
+                        "amount": amount,
+                        "lot": lot,
+                        "expires_at": expires_at,
+                        "created_at": now,
+                    }
+                    for account_id, amount, lot, expires_at in entries
+                ],
+            )
+    except IntegrityError:
+        # The key was taken by a concurrent request that has since committed.
+        stored = _replay(session, key, request)
+        if stored is None:
+            raise
+        return stored
+    return session.get(LoyaltyTransaction, tx_id)
+
+
+def _replay(session: Session, key: str, request: dict) -> LoyaltyTransaction | None:
+    stored = repository.transaction_by_key(session, key)
+    if stored is None:
+        return None
+    if stored.request_sha256 != _digest(request):
+        raise ValidationFailed(
+            [
+                {
+                    "field": "Idempotency-Key",
+                    "message": f"was already used for another movement (transaction {stored.id}); "
+                    "send a new key for a new request",
+                }
+            ]
+        )
+    return stored
+
+
+def _digest(request: dict) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _active(session: Session, member_id: int) -> LoyaltyMember:
+    member = get_member(session, member_id)
+    if member.status != MemberStatus.active:
+        where = f" into member {member.merged_into_id}" if member.merged_into_id else ""
+        raise Conflict(f"member {member_id} is {member.status}{where}", detail={"field": "member_id"})
+    return member
+
+
+def _positive(points: int) -> None:
+    if points <= 0:
+        raise InvalidInput(f"points must be a positive whole number, not {points}", detail={"field": "points"})
+
+
+def _expiry(config: ProgrammeConfig, earned_at: datetime) -> datetime | None:
+    expiry = config.expiry
+    if expiry.policy == ExpiryPolicy.rolling:
+        return _add_months(earned_at, expiry.months or 0)
+    if expiry.policy == ExpiryPolicy.fixed:
+        return datetime.combine(expiry.fixed_date + timedelta(days=1), time.min, tzinfo=UTC)
+    return None
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` later (or earlier); the 31st becomes the month's last day."""
+    month0 = moment.month - 1 + months
+    year, month = moment.year + month0 // 12, month0 % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+def _far_future() -> datetime:
+    return datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _unused_card_number(session: Session, prefix: str) -> str:
+    while True:  # 10^11 numbers per prefix: a clash is rare, and the unique index backs this up
+        number = cards.new_card_number(prefix)
+        if not repository.card_taken(session, number):
+            return number
+
+
+def _unused_voucher_code(session: Session) -> str:
+    while True:
+        code = cards.new_voucher_code()
+        if not repository.voucher_code_taken(session, code):
+            return code
+
+
+def members_of_customers(session: Session, *, customer_ids: Iterable[int]) -> dict[int, LoyaltyMember]:
+    """Active members by customer id (for the customer pages and segments)."""
+    return repository.active_members_of(session, sorted(set(customer_ids)))
