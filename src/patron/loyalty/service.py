@@ -762,7 +762,6 @@ def expire(session: Session, *, now: datetime | None = None, by: str = "expiry j
         try:
             _post(
                 session,
-                session,
                 key=f"expire:{member_id}:{now.isoformat()}",
                 request={"expire": member_id, "at": now.isoformat(), "points": due},
                 kind=Kind.expire,
