@@ -20,7 +20,9 @@ def test_enrol_earn_redeem_return(session):
     r = service.sync_orders(session, order_ids=[o.id])
     assert r.earned == 100
     assert service.sync_orders(session, order_ids=[o.id]).earned == 0
-    reward = service.save_reward(session, data=RewardConfig(code="V5", name="5 off", kind="voucher", points_cost=150, amount=Decimal(5)))
+    reward = service.save_reward(
+        session, data=RewardConfig(code="V5", name="5 off", kind="voucher", points_cost=150, amount=Decimal(5))
+    )
     v = service.redeem(session, member_id=member.id, reward_id=reward.id, key="k1")
     assert service.summary(session, member_id=member.id).balance == 50
     v2 = service.redeem(session, member_id=member.id, reward_id=reward.id, key="k1")
@@ -31,8 +33,13 @@ def test_enrol_earn_redeem_return(session):
     r = service.sync_orders(session, order_ids=[o.id])
     assert r.clawed_back == 50 and r.unrecovered == 50
     assert service.check_books(session) == []
-    page, bal = service.statement(session, member_id=member.id)
-    assert bal == 0
+    page = service.statement(session, member_id=member.id)
+    assert [(line.kind, line.points, line.balance) for line in page.items] == [
+        ("clawback", -50, 0),
+        ("redeem", -150, 50),
+        ("earn", 100, 200),
+        ("enrol", 100, 100),
+    ]
     service.consume_voucher(session, code=v.code, by="till")
     with pytest.raises(Conflict, match="already used"):
         service.consume_voucher(session, code=v.code, by="till")

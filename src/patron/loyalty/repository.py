@@ -185,17 +185,33 @@ def account_sums(session: Session) -> dict[LoyaltyAccountKind, int]:
     return {LoyaltyAccountKind(k): int(n) for k, n in rows}
 
 
-def statement_query(member_id: int) -> Select:
-    """The member's transactions (newest first is the caller's choice of sort)."""
-    return select(LoyaltyTransaction).where(LoyaltyTransaction.member_id == member_id)
+def statement_rows(
+    session: Session, account_id: int, *, before: int | None, limit: int
+) -> list[tuple[LoyaltyTransaction, int]]:
+    """(transaction, points it moved on this account) newest first, below transaction `before`."""
+    moved = func.sum(LoyaltyEntry.amount).label("moved")
+    sub = (
+        select(LoyaltyEntry.transaction_id, moved)
+        .where(LoyaltyEntry.account_id == account_id)
+        .group_by(LoyaltyEntry.transaction_id)
+    )
+    if before is not None:
+        sub = sub.where(LoyaltyEntry.transaction_id < before)
+    sub = sub.order_by(LoyaltyEntry.transaction_id.desc()).limit(limit).subquery()
+    rows = session.execute(
+        select(LoyaltyTransaction, sub.c.moved)
+        .join(sub, sub.c.transaction_id == LoyaltyTransaction.id)
+        .order_by(LoyaltyTransaction.id.desc())
+    )
+    return [(tx, int(n)) for tx, n in rows]
 
 
-def balance_before(session: Session, member_id: int, transaction_id: int) -> int:
-    """The member's balance just before `transaction_id` (for a statement page's running balance)."""
+def balance_before(session: Session, account_id: int, transaction_id: int) -> int:
+    """The account's balance just before `transaction_id` (a statement page's running balance)."""
     return int(
         session.execute(
-            select(func.coalesce(func.sum(LoyaltyTransaction.direction * LoyaltyTransaction.points), 0)).where(
-                LoyaltyTransaction.member_id == member_id, LoyaltyTransaction.id < transaction_id
+            select(func.coalesce(func.sum(LoyaltyEntry.amount), 0)).where(
+                LoyaltyEntry.account_id == account_id, LoyaltyEntry.transaction_id < transaction_id
             )
         ).scalar_one()
     )

@@ -39,7 +39,7 @@ from patron.models.enums import (
     VoucherStatus,
 )
 from patron.orders.schemas import PointsOrder
-from patron.pagination import Page, paginate
+from patron.pagination import MAX_LIMIT, Page, decode_cursor_values, encode_cursor, paginate
 
 Kind = LoyaltyTransactionKind
 BONUS_REASONS = ("birthday", "review", "survey", "goodwill")
@@ -534,24 +534,54 @@ def check_books(session: Session) -> list[str]:
     return problems
 
 
-def statement(
-    session: Session, *, member_id: int, limit: int = 50, cursor: str | None = None
-) -> tuple[Page, int | None]:
-    """The member's transactions, newest first, and the balance after the newest on the page."""
-    get_member(session, member_id)
-    page = paginate(
-        session,
-        repository.statement_query(member_id),
-        sort_col=LoyaltyTransaction.id,
-        id_col=LoyaltyTransaction.id,
-        descending=True,
-        limit=limit,
-        cursor=cursor,
-    )
-    if not page.items:
-        return page, None
-    newest = page.items[0]
-    return page, repository.balance_before(session, member_id, newest.id) + newest.direction * newest.points
+@dataclass
+class StatementLine:
+    """One transaction as the member sees it: points in (+) or out (-), and the balance after."""
+
+    transaction: LoyaltyTransaction
+    points: int
+    balance: int
+
+    @property
+    def id(self) -> int:
+        return self.transaction.id
+
+    @property
+    def kind(self) -> LoyaltyTransactionKind:
+        return self.transaction.kind
+
+    @property
+    def memo(self) -> str:
+        return self.transaction.memo
+
+    @property
+    def created_at(self) -> datetime:
+        return self.transaction.created_at
+
+
+def statement(session: Session, *, member_id: int, limit: int = 50, cursor: str | None = None) -> Page[StatementLine]:
+    """The member's movements, newest first, each with the running balance after it.
+
+    Read from the member account's entries, not from the transactions' member: a transfer
+    between merged members is on both members' statements.
+    """
+    member = get_member(session, member_id)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", detail={"field": "limit"})
+    before = None
+    if cursor:
+        (before,) = decode_cursor_values(cursor, int)
+    rows = repository.statement_rows(session, member.account_id, before=before, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not rows:
+        return Page(items=[], next_cursor=None)
+    balance = repository.balance_before(session, member.account_id, rows[0][0].id) + rows[0][1]
+    lines = []
+    for tx, points in rows:
+        lines.append(StatementLine(transaction=tx, points=points, balance=balance))
+        balance -= points
+    return Page(items=lines, next_cursor=encode_cursor(rows[-1][0].id) if more else None)
 
 
 # --- orders: earning and clawing back -----------------------------------------------------
@@ -1197,6 +1227,14 @@ def _credit(
     )
 
 
+def _programme_accounts(session: Session) -> dict[LoyaltyAccountKind, int]:
+    # The programme's accounts are created once by the migration: read them once per session.
+    cached = session.info.get("loyalty_programme_accounts")
+    if cached is None:
+        cached = session.info["loyalty_programme_accounts"] = repository.programme_account_ids(session)
+    return cached
+
+
 def _post(
     session: Session,
     *,
@@ -1210,7 +1248,7 @@ def _post(
     member_legs: list[MemberLeg],
     **extra: Any,
 ) -> LoyaltyTransaction:
-    accounts = repository.programme_account_ids(session)
+    accounts = _programme_accounts(session)
     entries = [(accounts[k], amount, lot, exp) for k, amount, lot, exp in legs]
     entries += [(member.account_id, amount, lot, exp) for amount, lot, exp in member_legs]
     return _post_entries(
@@ -1273,7 +1311,7 @@ def _post_entries(
             member_accounts = {}
             for account_id, amount, _, _ in entries:
                 member_accounts[account_id] = member_accounts.get(account_id, 0) + amount
-            programme = set(repository.programme_account_ids(session).values())
+            programme = set(_programme_accounts(session).values())
             for account_id, amount in sorted(member_accounts.items()):
                 if account_id in programme or amount == 0:
                     continue
