@@ -525,6 +525,18 @@ def reverse(session: Session, *, transaction_id: int, reason: str, key: str, by:
     return tx
 
 
+def get_transaction(session: Session, transaction_id: int) -> LoyaltyTransaction:
+    tx = repository.get_transaction(session, transaction_id)
+    if tx is None:
+        raise NotFound(f"transaction {transaction_id} not found", detail={"field": "transaction_id"})
+    return tx
+
+
+def balance_after(session: Session, tx: LoyaltyTransaction) -> int:
+    """The member's balance just after `tx` (what a receipt shows; the same when a request is replayed)."""
+    return repository.balance_before(session, tx.member_id, tx.id) + tx.direction * tx.points
+
+
 def check_books(session: Session) -> list[str]:
     """Every way the ledger is out of balance, as sentences; empty when the books are right."""
     problems = [f"transaction {t}: entries sum to {n}, not 0" for t, n in repository.unbalanced_transactions(session)]
@@ -821,7 +833,11 @@ class TierReview:
 
 def review_tiers(session: Session, *, now: datetime | None = None) -> TierReview:
     """At each member's period end: keep the tier if still earned, else move down to the
-    tier the window's points (or spend) reach; the next review is one window later."""
+    tier the window's points (or spend) reach; the next review is one window later.
+
+    The window is the one before the review, so a member keeps a tier by earning its
+    threshold again within the period that followed the upgrade.
+    """
     now = now or _now()
     _, config = current_config(session)
     due = list(repository.members_due_for_review(session, now))
@@ -1109,6 +1125,34 @@ def save_reward(session: Session, *, data: RewardConfig, reward_id: int | None =
             setattr(reward, name, value)
     session.flush()
     return reward
+
+
+def create_reward(session: Session, *, data: RewardConfig) -> LoyaltyReward:
+    """A new reward; refused (409) when its code is taken (save_reward would update that one)."""
+    clash = repository.reward_by_code(session, data.code)
+    if clash is not None:
+        raise Conflict(
+            f"reward {clash.id} already has code {data.code}", detail={"field": "code", "reward_id": clash.id}
+        )
+    return save_reward(session, data=data)
+
+
+def update_reward(session: Session, *, reward_id: int, changes: dict[str, Any]) -> LoyaltyReward:
+    """Change some of a reward's fields (a PATCH): the result is validated as a whole."""
+    from pydantic import ValidationError
+
+    from patron.products import service as products
+    from patron.validation import raise_validation
+
+    reward = get_reward(session, reward_id)
+    current = {name: getattr(reward, name) for name in RewardConfig.model_fields if name != "product_sku"}
+    current["kind"] = str(reward.kind)
+    current["product_sku"] = products.get_product(session, reward.product_id).sku if reward.product_id else None
+    try:
+        data = RewardConfig.model_validate(current | changes)
+    except ValidationError as exc:
+        raise_validation(exc)
+    return save_reward(session, data=data, reward_id=reward_id)
 
 
 # --- reports ---------------------------------------------------------------------------------
@@ -1422,3 +1466,36 @@ def _unused_voucher_code(session: Session) -> str:
 def members_of_customers(session: Session, *, customer_ids: Iterable[int]) -> dict[int, LoyaltyMember]:
     """Active members by customer id (for the customer pages and segments)."""
     return repository.active_members_of(session, sorted(set(customer_ids)))
+
+
+# --- for the web pages -----------------------------------------------------------------------
+
+
+def balances_of(session: Session, members: Iterable[LoyaltyMember | None]) -> dict[int, int]:
+    """The points balance of each of these members, by member id."""
+    present = [m for m in members if m is not None]
+    held = repository.account_balances(session, sorted({m.account_id for m in present}))
+    return {m.id: held.get(m.account_id, 0) for m in present}
+
+
+def member_vouchers(session: Session, *, member_id: int, limit: int = 50) -> Sequence[LoyaltyVoucher]:
+    """The member's vouchers, newest first."""
+    return repository.member_vouchers(session, member_id, limit)
+
+
+def transaction_of_member(session: Session, *, transaction_id: int, member_id: int) -> bool:
+    """Whether the transaction is one of this member's own (what a page may reverse for them)."""
+    tx = repository.get_transaction(session, transaction_id)
+    return tx is not None and tx.member_id == member_id
+
+
+def reward_product_sku(session: Session, reward: LoyaltyReward) -> str | None:
+    """The SKU of a free-product reward's product (None for other rewards or a deleted product)."""
+    from patron.products import service as products
+
+    if reward.product_id is None:
+        return None
+    try:
+        return products.get_product(session, reward.product_id).sku
+    except NotFound:
+        return None
