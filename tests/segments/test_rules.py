@@ -502,7 +502,7 @@ def test_condition_works_in_any_select(session):
 
 def test_catalogue_lists_every_field_for_the_pickers():
     entries = {e["name"]: e for e in fields.catalogue()}
-    assert len(entries) == len(fields.FIELDS) == 39
+    assert len(entries) == len(fields.FIELDS) == 42
     assert entries["birthday_month"] == {
         "name": "birthday_month",
         "label": "Birthday month",

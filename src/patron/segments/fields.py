@@ -8,7 +8,8 @@ it is (`column`); `patron.segments.rules` turns that into SQL:
   placed up to the rule's day (``orders_count``, ``total_spend``, first and last purchase);
 - ``scores``: `customer_scores` of the latest finished analysis run (``p_alive_change``
   and ``clv_percentile`` are derived from them);
-- ``insights``: `customer_insights`.
+- ``insights``: `customer_insights`;
+- ``loyalty``: the customer's active loyalty membership (tier, points balance, enrolment).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any, Literal
 from patron.models.enums import AgeBand, ChurnBand, ContactChannel, Gender, IncomeBand, MaritalStatus, RfmSegment
 
 FieldType = Literal["string", "number", "integer", "date", "datetime", "enum", "boolean", "month"]
-Source = Literal["customer", "orders", "scores", "insights"]
+Source = Literal["customer", "orders", "scores", "insights", "loyalty"]
 
-GROUPS = ("Demographic", "Geographic", "Behaviour", "Scores", "Insights", "Profile")
+GROUPS = ("Demographic", "Geographic", "Behaviour", "Scores", "Insights", "Loyalty", "Profile")
 
 _EMPTINESS = ("is_empty", "is_not_empty")
 _COMPARISONS = ("eq", "ne", "lt", "lte", "gt", "gte", "between")
@@ -125,6 +126,10 @@ _FIELDS: tuple[Field, ...] = (
     Field("price_index", "Price index", "Insights", "number", "insights", "price_index"),
     Field("premium_share", "Premium share", "Insights", "number", "insights", "premium_share"),
     Field("has_children_signal", "Buys for children", "Insights", "boolean", "insights", "has_children_signal"),
+    # Loyalty (active members; customers who are not members have none of these)
+    Field("loyalty_tier", "Loyalty tier", "Loyalty", "string", "loyalty", "tier"),
+    Field("loyalty_points", "Loyalty points balance", "Loyalty", "integer", "loyalty", "balance"),
+    Field("loyalty_enrolled_at", "Loyalty member since", "Loyalty", "datetime", "loyalty", "enrolled_at"),
 )
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELDS}

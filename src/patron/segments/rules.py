@@ -71,8 +71,18 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import GenericFunction
 
 from patron.errors import InvalidInput, PatronError
-from patron.models import ConsentEvent, Customer, CustomerInsight, CustomerScore, Order, OrderLine, Product
-from patron.models.enums import ConsentPurpose, ConsentStatus, ContactChannel, OrderStatus, SalesChannel
+from patron.models import (
+    ConsentEvent,
+    Customer,
+    CustomerInsight,
+    CustomerScore,
+    LoyaltyAccount,
+    LoyaltyMember,
+    Order,
+    OrderLine,
+    Product,
+)
+from patron.models.enums import ConsentPurpose, ConsentStatus, ContactChannel, MemberStatus, OrderStatus, SalesChannel
 from patron.segments import fields as field_registry
 from patron.segments.fields import Field
 from patron.validation import MAX_ID
@@ -661,6 +671,14 @@ def _compile_leaf(leaf: _Leaf, context: RuleContext) -> ColumnElement[bool]:
     if field.source == "insights":
         x = getattr(CustomerInsight, field.column)
         base = select(CustomerInsight.customer_id)
+        return _set_condition(base, x, field.type, op, value, today, None, having=False)
+    if field.source == "loyalty":
+        x = LoyaltyAccount.balance if field.column == "balance" else getattr(LoyaltyMember, field.column)
+        base = (
+            select(LoyaltyMember.customer_id)
+            .join(LoyaltyAccount, LoyaltyAccount.id == LoyaltyMember.account_id)
+            .where(LoyaltyMember.status == MemberStatus.active)
+        )
         return _set_condition(base, x, field.type, op, value, today, None, having=False)
     return _compile_score(leaf, context)
 
