@@ -269,6 +269,11 @@ def merge(
     moved: dict[str, Any] = {"fields": _fill_blanks(session, survivor, merged)}
     for model, column in MOVES:
         moved[model.__tablename__] = repository.move_rows(session, model, column, from_id=merged.id, to_id=survivor.id)
+    from patron.loyalty import service as loyalty  # loyalty reaches customers and orders: import late
+
+    # The duplicate's membership (or its points, when both are members) follows it.
+    if undo := loyalty.on_customers_merged(session, survivor_id=survivor.id, merged_id=merged.id, by=_by(user_id)):
+        moved["loyalty"] = undo
     merged.merged_into_id = survivor.id
     record = CustomerMerge(
         survivor_id=survivor.id,
@@ -331,6 +336,10 @@ def unmerge(session: Session, *, merge_id: int, user_id: int | None = None) -> C
         repository.restore_rows(
             session, model, column, ids=moved.get(model.__tablename__, []), from_id=survivor.id, to_id=merged.id
         )
+    if moved.get("loyalty"):
+        from patron.loyalty import service as loyalty
+
+        loyalty.on_customers_unmerged(session, undo=moved["loyalty"], by=_by(user_id))
     merged.merged_into_id = None
     record.undone_at = datetime.now(UTC)
     record.undone_by_id = user_id
@@ -458,6 +467,10 @@ def summary(session: Session, record: CustomerMerge) -> str:
     if record.undone_at is not None:
         return f"Undid merge {record.id}: {merged} is a customer of their own again, separate from {survivor}."
     return f"Merged {merged} into {survivor}: {describe(record)}."
+
+
+def _by(user_id: int | None) -> str:
+    return f"user {user_id}" if user_id is not None else "merge"
 
 
 def _label(customer: Customer) -> str:

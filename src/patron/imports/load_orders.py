@@ -134,10 +134,39 @@ def write(ctx: LoadContext, shaped: Shaped) -> Outcome:
     out = Outcome(rejected=list(shaped.rejected))
     if shaped.orders.height:
         _write_orders(ctx, shaped.orders, shaped.lines, out)
-    if shaped.returns.height:
-        _write_returns(ctx, shaped.returns, out)
+    staged_returns = _write_returns(ctx, shaped.returns, out) if shaped.returns.height else False
+    if shaped.orders.height or staged_returns:
+        _sync_loyalty(ctx, orders=shaped.orders.height > 0, returns=staged_returns)
     st.drop(ctx.conn, *TEMP_TABLES)
     return out
+
+
+def _sync_loyalty(ctx: LoadContext, *, orders: bool, returns: bool) -> None:
+    """Points for the batch's new or changed orders and clawbacks for its returns, in the
+    batch's transaction (each order earns once, so a re-import or a resumed run earns nothing more)."""
+    from sqlalchemy.orm import Session
+
+    from patron.loyalty import service as loyalty  # loyalty imports orders.schemas: import late
+
+    parts = []
+    if orders:
+        parts.append(
+            "SELECT COALESCE(order_id, new_id) FROM fin_orders WHERE reject IS NULL "
+            "AND (order_id IS NULL OR changed = 1 OR lines_changed = 1)"
+        )
+    if returns:
+        parts.append("SELECT order_id FROM stage_returns WHERE existing = 0 AND reject IS NULL")
+    order_ids = [oid for (oid,) in st.fetch(ctx.conn, " UNION ".join(parts))]
+    if not order_ids:
+        return
+    # A session of its own on the batch's connection: it joins the batch's transaction and
+    # only flushes; the import commits (or, in a dry run, rolls back) the batch.
+    session = Session(bind=ctx.conn)
+    try:
+        loyalty.sync_orders(session, order_ids=order_ids, by="import")
+        session.flush()
+    finally:
+        session.close()
 
 
 # -- shaping the batch (Polars) --------------------------------------------------------------
@@ -612,7 +641,8 @@ def _stub_products(conn: Connection) -> int:
     return result.rowcount
 
 
-def _write_returns(ctx: LoadContext, returns: pl.DataFrame, out: Outcome) -> None:
+def _write_returns(ctx: LoadContext, returns: pl.DataFrame, out: Outcome) -> bool:
+    """Write the batch's returns; False when none was left to stage."""
     conn, mapping = ctx.conn, ctx.mapping
     bad_mask = pl.col("sku").is_null() | pl.col("quantity").is_null() | pl.col("unit_price").is_null()
     rejected, returns = reject_rows(
@@ -620,7 +650,7 @@ def _write_returns(ctx: LoadContext, returns: pl.DataFrame, out: Outcome) -> Non
     )
     out.rejected += rejected
     if returns.height == 0:
-        return
+        return False
     staged = returns.select(
         (pl.col("order_id") + "/" + pl.col("_row").rank("ordinal").over("order_id").cast(pl.String)).alias(
             "return_ext"
@@ -672,6 +702,7 @@ def _write_returns(ctx: LoadContext, returns: pl.DataFrame, out: Outcome) -> Non
             out.unchanged += 1
         else:
             out.inserted += 1
+    return True
 
 
 def _quote(value: str) -> str:

@@ -260,6 +260,13 @@ def _upsert_order_records(
             stub_products=unknown_products == Unknown.stub,
         )
         written.append(_one_record(session, known, index, work))
+    # Once for the whole batch: points for the new orders of members, clawbacks for the
+    # cancelled ones (each order earns once however often it is sent; refused records are left out).
+    changed = [r.id for r, _ in written if r.status in (RecordStatus.created, RecordStatus.updated) and r.id]
+    if changed:
+        from patron.loyalty import service as loyalty  # loyalty imports orders.schemas: import late
+
+        loyalty.sync_orders(session, order_ids=changed)
     return written
 
 

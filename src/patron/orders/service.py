@@ -76,7 +76,15 @@ def create_order(session: Session, *, data: OrderCreate) -> Order:
         session.flush()
     except IntegrityError as exc:  # a concurrent insert with the same external_id
         raise Conflict(f"an order with external_id {data.external_id} already exists") from exc
+    _sync_loyalty(session, [order.id])
     return order
+
+
+def _sync_loyalty(session: Session, order_ids: list[int]) -> None:
+    """Points earned or clawed back for these orders, in the same transaction as their write."""
+    from patron.loyalty import service as loyalty  # loyalty imports orders.schemas: import late
+
+    loyalty.sync_orders(session, order_ids=order_ids)
 
 
 def _ensure_external_id_free(session: Session, external_id: str, *, order_id: int | None = None) -> None:
@@ -121,6 +129,8 @@ def update_order(session: Session, order_id: int, *, data: OrderUpdate) -> Order
     for name, value in changes.items():
         setattr(order, name, value)
     session.flush()
+    if "status" in changes:  # a cancellation takes the order's points back
+        _sync_loyalty(session, [order.id])
     return order
 
 
@@ -162,6 +172,7 @@ def record_return(session: Session, order_id: int, *, data: OrderReturnCreate) -
     order.returns.append(record)
     order.status = OrderStatus.returned if refunded + data.amount == order.total else OrderStatus.partially_returned
     session.flush()
+    _sync_loyalty(session, [order_id])
     return record
 
 
@@ -284,3 +295,11 @@ def net_spend_by_customer(session: Session, *, customer_ids: list[int], since: d
         for cid, amount in repository.net_spend(session, customer_ids[start : start + _CHUNK], since):
             spend[cid] = _money(amount)
     return spend
+
+
+def order_ids_placed_since(
+    session: Session, *, since: datetime | None = None, after_id: int = 0, limit: int = 1000
+) -> list[int]:
+    """Ids of orders placed at or after `since` (all orders when None), by id, after `after_id`:
+    keyset pages for work over many orders (`patron loyalty sync`)."""
+    return repository.order_ids_placed_since(session, since, after_id, limit)
