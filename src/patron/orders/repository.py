@@ -194,3 +194,10 @@ def net_spend(session: Session, customer_ids: list[int], since: datetime):
         .where(Order.customer_id.in_(customer_ids), Order.placed_at >= since, _COUNTED)
         .group_by(Order.customer_id)
     ).all()
+
+
+def order_ids_placed_since(session: Session, since: datetime | None, after_id: int, limit: int) -> list[int]:
+    query = select(Order.id).where(Order.id > after_id)
+    if since is not None:
+        query = query.where(Order.placed_at >= since)
+    return list(session.scalars(query.order_by(Order.id).limit(limit)))
