@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from patron.models import ConsentEvent, Customer, CustomerExternalId
@@ -137,3 +137,35 @@ def count_created_by_month(session: Session, since) -> list[tuple[str, int]]:
 
 def count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Customer).where(Customer.merged_into_id.is_(None))) or 0
+
+
+def ids_by_email(session: Session, emails: list[str]) -> dict[str, int]:
+    """{email: the live customer holding it (a merged holder's survivor)}."""
+    rows = session.execute(
+        select(Customer.email, func.coalesce(Customer.merged_into_id, Customer.id)).where(Customer.email.in_(emails))
+    )
+    return dict(rows.all())
+
+
+def ids_by_external_id(session: Session, refs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    if not refs:
+        return {}
+    owner = aliased(Customer)
+    rows = session.execute(
+        select(
+            CustomerExternalId.source,
+            CustomerExternalId.external_id,
+            func.coalesce(owner.merged_into_id, owner.id),
+        )
+        .join(owner, owner.id == CustomerExternalId.customer_id)
+        .where(tuple_(CustomerExternalId.source, CustomerExternalId.external_id).in_(refs))
+    )
+    return {(s, e): cid for s, e, cid in rows}
+
+
+def survivors_of(session: Session, customer_ids: list[int]) -> dict[int, int]:
+    """{customer id: itself, or the customer it was merged into} for the ids that exist."""
+    rows = session.execute(
+        select(Customer.id, func.coalesce(Customer.merged_into_id, Customer.id)).where(Customer.id.in_(customer_ids))
+    )
+    return dict(rows.all())

@@ -237,3 +237,34 @@ def _flush(session: Session) -> None:
         session.flush()
     except IntegrityError as exc:  # lost a race with a concurrent insert of the same key
         raise Conflict("a customer with this email or external id already exists") from exc
+
+
+# Bound IN lists: SQLite allows 32,766 parameters, and shorter lists plan better everywhere.
+_CHUNK = 1000
+
+
+def ids_by_email(session: Session, *, emails: list[str]) -> dict[str, int]:
+    """{email (lower case): live customer id} for the emails some customer has."""
+    wanted = sorted({e.strip().lower() for e in emails})
+    out: dict[str, int] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        out.update(repository.ids_by_email(session, wanted[start : start + _CHUNK]))
+    return out
+
+
+def ids_by_external_id(session: Session, *, refs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """{(source, external id): live customer id} for the references some customer has."""
+    wanted = sorted(set(refs))
+    out: dict[tuple[str, str], int] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        out.update(repository.ids_by_external_id(session, wanted[start : start + _CHUNK]))
+    return out
+
+
+def survivors_of(session: Session, *, customer_ids: list[int]) -> dict[int, int]:
+    """{customer id: the live customer it stands for} for the ids that exist."""
+    wanted = sorted(set(customer_ids))
+    out: dict[int, int] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        out.update(repository.survivors_of(session, wanted[start : start + _CHUNK]))
+    return out

@@ -252,6 +252,19 @@ def card_taken(session: Session, card_number: str) -> bool:
     return member_by_card(session, card_number) is not None
 
 
+def active_or_any_member_of(session: Session, customer_ids: Sequence[int]) -> dict[int, int]:
+    """{customer id: member id} of the given customers that have a membership of any status."""
+    out: dict[int, int] = {}
+    for start in range(0, len(customer_ids), 1000):
+        chunk = customer_ids[start : start + 1000]
+        out.update(
+            session.execute(
+                select(LoyaltyMember.customer_id, LoyaltyMember.id).where(LoyaltyMember.customer_id.in_(chunk))
+            ).all()
+        )
+    return out
+
+
 def any_active_member(session: Session) -> bool:
     return (
         session.execute(select(literal(1)).where(LoyaltyMember.status == MemberStatus.active).limit(1)).first()
@@ -492,3 +505,10 @@ def issued_vouchers_value(session: Session, now: datetime) -> int:
             .where(LoyaltyVoucher.status == VoucherStatus.issued, LoyaltyVoucher.expires_at > now)
         ).scalar_one()
     )
+
+
+def account_balances(session: Session, account_ids: Sequence[int]) -> dict[int, int]:
+    if not account_ids:
+        return {}
+    rows = session.execute(select(_accounts.c.id, _accounts.c.balance).where(_accounts.c.id.in_(account_ids)))
+    return {a: int(b) for a, b in rows}

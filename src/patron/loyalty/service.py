@@ -95,8 +95,15 @@ def enrol(
     via: str = "api",
     by: str = "",
     now: datetime | None = None,
+    card_number: str | None = None,
+    tier: str | None = None,
 ) -> LoyaltyMember:
-    """Enrol a customer: a member account, a card, the first tier and the sign-up bonus."""
+    """Enrol a customer: a member account, a card, the first tier and the sign-up bonus.
+
+    `card_number` keeps a card the customer already has (a valid, unused number) and
+    `tier` a tier carried over from another programme until its first review; both are
+    for migrations (see member_import).
+    """
     from patron.customers import service as customers
 
     customer = customers.get_customer(session, customer_id)
@@ -113,11 +120,15 @@ def enrol(
         )
     now = now or _now()
     version_id, config = current_config(session)
-    first = config.tiers.levels[0]
+    first = config.tier(tier) if tier is not None else config.tiers.levels[0]
+    if card_number is not None and (
+        not cards.is_card_number(card_number) or repository.card_taken(session, card_number)
+    ):
+        raise Conflict(f"card {card_number} is not a valid unused card number", detail={"field": "card_number"})
     member = LoyaltyMember(
         customer_id=customer_id,
         account_id=repository.new_account(session, LoyaltyAccountKind.member),
-        card_number=_unused_card_number(session, config.card.prefix),
+        card_number=card_number or _unused_card_number(session, config.card.prefix),
         status=MemberStatus.active,
         enrolled_at=now,
         enrolled_via=via,
@@ -147,6 +158,25 @@ def enrol(
         )
     session.flush()
     return member
+
+
+def opening_balance(session: Session, *, member: LoyaltyMember, points: int, by: str = "") -> LoyaltyTransaction:
+    """Points brought from another programme, credited once per member; they expire by
+    the programme's rule counted from today."""
+    _positive(points)
+    version_id, config = current_config(session)
+    return _credit(
+        session,
+        member,
+        config,
+        version_id,
+        kind=Kind.adjust,
+        key=f"opening:{member.id}",
+        points=points,
+        earned_at=_now(),
+        memo="Opening balance from the previous programme",
+        by=by,
+    )
 
 
 def get_member(session: Session, member_id: int) -> LoyaltyMember:
