@@ -90,13 +90,14 @@ def api_routers() -> list[APIRouter]:
     from patron.imports.endpoints import router as imports
     from patron.ingest.endpoints import router as ingest
     from patron.interactions.endpoints import router as interactions
+    from patron.loyalty.endpoints import router as loyalty
     from patron.orders.endpoints import router as orders
     from patron.products.endpoints import router as products
     from patron.segments.endpoints import router as segments
 
     # identity first: its /customers/duplicates and /customers/merges would otherwise be
     # taken for /customers/{customer_id}.
-    return [identity, customers, products, orders, interactions, imports, ingest, analytics, segments]
+    return [identity, customers, products, orders, interactions, imports, ingest, analytics, segments, loyalty]
 
 
 class BodyLimitMiddleware:

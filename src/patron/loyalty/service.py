@@ -564,7 +564,8 @@ def get_transaction(session: Session, transaction_id: int) -> LoyaltyTransaction
 
 def balance_after(session: Session, tx: LoyaltyTransaction) -> int:
     """The member's balance just after `tx` (what a receipt shows; the same when a request is replayed)."""
-    return repository.balance_before(session, tx.member_id, tx.id) + tx.direction * tx.points
+    account_id = get_member(session, tx.member_id).account_id
+    return repository.balance_before(session, account_id, tx.id) + tx.direction * tx.points
 
 
 def check_books(session: Session) -> list[str]:
