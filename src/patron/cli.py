@@ -92,6 +92,10 @@ def serve(
     every = get_settings().segment_snapshot_days
     if every:
         SnapshotScheduler(engine, every_days=every).start()
+    if get_settings().loyalty_jobs:
+        from patron.loyalty.tasks import LoyaltyScheduler
+
+        LoyaltyScheduler(engine).start()
     uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
 
 
@@ -180,6 +184,7 @@ def _register_domains() -> None:
     from patron.identity.cli import register as register_identity
     from patron.imports.cli import register as register_imports
     from patron.ingest.cli import register as register_ingest
+    from patron.loyalty.cli import register as register_loyalty
     from patron.segments.cli import register as register_segments
 
     register_demo(app)
@@ -188,6 +193,7 @@ def _register_domains() -> None:
     register_identity(app)
     register_analytics(app)
     register_segments(app)
+    register_loyalty(app)
 
 
 _register_domains()

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         ge=0,
         description="`patron serve` snapshots segment members this often (days) for the migration matrix; 0: never.",
     )
+    loyalty_jobs: bool = Field(
+        default=True,
+        description="`patron serve` runs the loyalty programme's daily jobs (expiry, tier reviews, birthday bonuses).",
+    )
 
     @model_validator(mode="before")
     @classmethod
