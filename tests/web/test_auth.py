@@ -267,7 +267,7 @@ def test_session_cookie_flags(session, app):
 
 
 def test_coming_soon_pages(admin_web):
-    for path, title in [("/campaigns", "Campaigns"), ("/loyalty", "Loyalty"),
+    for path, title in [("/campaigns", "Campaigns"),
                         ("/feedback", "Feedback"), ("/tickets", "Tickets"), ("/settings", "Settings")]:  # fmt: skip
         r = admin_web.get(path)
         assert r.status_code == 200

@@ -27,11 +27,12 @@ def page_routers() -> list[APIRouter]:
     from patron.dashboard.pages import router as dashboard
     from patron.identity.pages import router as identity
     from patron.imports.pages import router as imports
+    from patron.loyalty.pages import router as loyalty
     from patron.segments.pages import router as segments
     from patron.users.pages import router as users
     from patron.web.pages import router as coming_soon
 
-    return [users, dashboard, customers, identity, imports, analytics, segments, coming_soon]
+    return [users, dashboard, customers, identity, imports, analytics, segments, loyalty, coming_soon]
 
 
 def plotly_js_path() -> Path:

@@ -13,7 +13,6 @@ router = APIRouter(include_in_schema=False)
 # path -> (title, what the area will do); each domain replaces its entry when it lands.
 COMING_SOON: dict[str, tuple[str, str]] = {
     "campaigns": ("Campaigns", "Send offers by email and SMS to a segment and measure what they changed."),
-    "loyalty": ("Loyalty", "Points, tiers and rewards, with expiry that actually happens."),
     "feedback": ("Feedback", "Surveys and NPS, with follow-up only where you want it."),
     "tickets": ("Tickets", "Complaints and service recovery, linked to the customer's timeline."),
     "settings": ("Settings", "Users, roles, API tokens and channel configuration."),

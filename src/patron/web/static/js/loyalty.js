@@ -1,0 +1,56 @@
+// Loyalty pages: the report's charts ([data-loyalty-chart], Plotly with the shared theme) and the
+// customer page's loyalty panel ([data-loyalty-panel], loaded from the loyalty pages).
+(function () {
+  "use strict";
+
+  var theme = window.PatronChartTheme;
+
+  var FIGURES = {
+    monthly: function (d) {
+      var layout = theme.baseLayout();
+      layout.barmode = "group";
+      layout.showlegend = true;
+      layout.legend = { orientation: "h", x: 0, y: 1.14 };
+      layout.margin.t = 28;
+      layout.yaxis.tickformat = ",d";
+      var series = [["Earned", d.earned, theme.GREEN], ["Redeemed", d.redeemed, theme.ACCENT], ["Expired", d.expired, theme.ORANGE]];
+      return {
+        traces: series.map(function (s) {
+          return { type: "bar", name: s[0], x: d.x, y: s[1], marker: { color: s[2] },
+                   hovertemplate: "%{x}<br>%{y:,d} points<extra>" + s[0] + "</extra>" };
+        }),
+        layout: layout,
+      };
+    },
+    tiers: function (d) {
+      var layout = theme.baseLayout();
+      layout.yaxis.tickformat = ",d";
+      if (Math.max.apply(null, d.y.concat([0])) < 8) layout.yaxis.dtick = 1; // whole members
+      return {
+        traces: [{ type: "bar", x: d.x, y: d.y, marker: { color: theme.PALETTE },
+                   hovertemplate: "%{x}<br>%{y:,d} members<extra></extra>" }],
+        layout: layout,
+      };
+    },
+  };
+
+  if (typeof window.Plotly !== "undefined" && theme) {
+    document.querySelectorAll("[data-loyalty-chart]").forEach(function (el) {
+      var source = document.getElementById(el.id + "-data");
+      if (!source) return;
+      var data = JSON.parse(source.textContent);
+      var build = FIGURES[data.kind];
+      if (!build) return;
+      var fig = build(data);
+      window.Plotly.newPlot(el, fig.traces, fig.layout, { displayModeBar: false, responsive: true });
+    });
+  }
+
+  // The panel's HTML comes from our own server (a rendered, escaped template), same origin.
+  document.querySelectorAll("[data-loyalty-panel]").forEach(function (el) {
+    fetch(el.getAttribute("data-loyalty-panel"), { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { el.innerHTML = html; el.setAttribute("data-loaded", "true"); })
+      .catch(function () { /* the fallback link stays */ });
+  });
+})();
