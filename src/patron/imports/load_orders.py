@@ -148,6 +148,19 @@ def _sync_loyalty(ctx: LoadContext, *, orders: bool, returns: bool) -> None:
 
     from patron.loyalty import service as loyalty  # loyalty imports orders.schemas: import late
 
+    # A session of its own on the batch's connection: it joins the batch's transaction and
+    # only flushes; the import commits (or, in a dry run, rolls back) the batch.
+    session = Session(bind=ctx.conn)
+    try:
+        if loyalty.has_active_members(session):  # else nothing to earn: skip reading the ids
+            loyalty.sync_orders(session, order_ids=_written_order_ids(ctx, orders=orders, returns=returns), by="import")
+            session.flush()
+    finally:
+        session.close()
+
+
+def _written_order_ids(ctx: LoadContext, *, orders: bool, returns: bool) -> list[int]:
+    """Orders this batch inserted or changed, and those it recorded returns against."""
     parts = []
     if orders:
         parts.append(
@@ -156,17 +169,7 @@ def _sync_loyalty(ctx: LoadContext, *, orders: bool, returns: bool) -> None:
         )
     if returns:
         parts.append("SELECT order_id FROM stage_returns WHERE existing = 0 AND reject IS NULL")
-    order_ids = [oid for (oid,) in st.fetch(ctx.conn, " UNION ".join(parts))]
-    if not order_ids:
-        return
-    # A session of its own on the batch's connection: it joins the batch's transaction and
-    # only flushes; the import commits (or, in a dry run, rolls back) the batch.
-    session = Session(bind=ctx.conn)
-    try:
-        loyalty.sync_orders(session, order_ids=order_ids, by="import")
-        session.flush()
-    finally:
-        session.close()
+    return [oid for (oid,) in st.fetch(ctx.conn, " UNION ".join(parts))]
 
 
 # -- shaping the batch (Polars) --------------------------------------------------------------

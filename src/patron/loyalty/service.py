@@ -638,6 +638,11 @@ class SyncResult:
     unrecovered: int = 0  # points a return should have taken back but the member had spent
 
 
+def has_active_members(session: Session) -> bool:
+    """Whether any order can earn or lose points now (bulk writers skip collecting order ids without)."""
+    return repository.any_active_member(session)
+
+
 def sync_orders(session: Session, *, order_ids: Sequence[int], by: str = "orders") -> SyncResult:
     """Bring the ledger in line with these orders: points for new orders of members, taken
     back for returns, refunds and cancellations. Safe to call any number of times and from
