@@ -1,0 +1,66 @@
+"""The loyalty daily jobs as `patron serve` runs them, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from patron.db import session_scope
+from patron.loyalty import service
+from patron.loyalty.tasks import _ADVISORY_KEY, LoyaltyScheduler, run_daily_jobs
+from tests.factories import create_customer
+
+
+def _member_with_points(engine, *, enrolled: datetime) -> int:
+    """A member enrolled at `enrolled` with the seeded programme's 100 sign-up points (24-month expiry)."""
+    with session_scope(engine) as session:
+        customer = create_customer(session)
+        return service.enrol(session, customer_id=customer.id, by="test", now=enrolled).id
+
+
+def _balance(engine, member_id: int) -> int:
+    with session_scope(engine) as session:
+        return service.summary(session, member_id=member_id).balance
+
+
+def test_daily_jobs_expire_lapsed_points_once(fresh_engine):
+    now = datetime.now(UTC)
+    lapsed = _member_with_points(fresh_engine, enrolled=now - timedelta(days=800))
+    current = _member_with_points(fresh_engine, enrolled=now - timedelta(days=30))
+
+    result = run_daily_jobs(fresh_engine, now=now)
+    assert (result.expired.members, result.expired.points) == (1, 100)
+    # The older member was due a tier review (a year after enrolling): no points from orders, so Member stays.
+    assert (result.tiers.reviewed, result.tiers.kept, result.tiers.downgraded) == (1, 1, 0)
+    assert _balance(fresh_engine, lapsed) == 0
+    assert _balance(fresh_engine, current) == 100
+
+    again = run_daily_jobs(fresh_engine, now=now + timedelta(minutes=5))  # a second server, the same day
+    assert (again.expired.members, again.expired.points, again.tiers.reviewed) == (0, 0, 0)
+    with session_scope(fresh_engine) as session:
+        assert service.check_books(session) == []
+
+
+def test_daily_jobs_skip_while_another_server_holds_the_lock(fresh_engine):
+    if fresh_engine.dialect.name != "postgresql":
+        pytest.skip("one SQLite file has one writer at a time: there is no lock to take")
+    member = _member_with_points(fresh_engine, enrolled=datetime.now(UTC) - timedelta(days=800))
+    with fresh_engine.connect() as other, other.begin():
+        assert other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY}).scalar()
+        assert run_daily_jobs(fresh_engine) is None
+        assert _balance(fresh_engine, member) == 100
+    result = run_daily_jobs(fresh_engine)  # the lock ended with the other transaction
+    assert result.expired.points == 100
+    assert _balance(fresh_engine, member) == 0
+
+
+def test_scheduler_runs_the_jobs_and_notes_the_day(fresh_engine):
+    member = _member_with_points(fresh_engine, enrolled=datetime.now(UTC) - timedelta(days=800))
+    scheduler = LoyaltyScheduler(fresh_engine)
+    # One pass of the loop: instead of waiting an hour, the wait ends the thread.
+    scheduler.stopped.wait = lambda timeout=None: scheduler.stopped.set()
+    scheduler.run()
+    assert scheduler.last_day == datetime.now(UTC).date()
+    assert _balance(fresh_engine, member) == 0
