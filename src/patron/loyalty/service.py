@@ -17,7 +17,9 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -1481,8 +1483,23 @@ def _far_future() -> datetime:
     return datetime(9999, 1, 1, tzinfo=UTC)
 
 
+# `patron demo` builds a programme's history month by month through this service, posting
+# as if it were each month in turn (`replaying`); everything else runs on the real clock.
+_replay_clock: ContextVar[datetime | None] = ContextVar("loyalty_replay_clock", default=None)
+
+
+@contextmanager
+def replaying(at: datetime) -> Iterator[None]:
+    """Post as if it were `at` (transactions dated then): for generating demo history."""
+    token = _replay_clock.set(at)
+    try:
+        yield
+    finally:
+        _replay_clock.reset(token)
+
+
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return _replay_clock.get() or datetime.now(UTC)
 
 
 def _unused_card_number(session: Session, prefix: str) -> str:
