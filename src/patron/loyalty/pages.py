@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -549,7 +551,20 @@ def update_reward(
 
 def config_yaml(config: ProgrammeConfig) -> str:
     """The rules as the YAML a person edits (the same shape `patron loyalty configure` reads)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
+    return yaml.safe_dump(_plain(config.model_dump()), sort_keys=False, allow_unicode=True, width=100)
+
+
+def _plain(value: Any) -> Any:
+    # Numbers as numbers (500, 1.5), not the quoted strings of a JSON dump; enums as their values.
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
 
 
 @router.get("/rules", response_class=HTMLResponse)
