@@ -120,6 +120,7 @@ def demo_command(
                 f"to use a fresh ./{DEMO_FILE})"
             )
         _run_generator(engine, customers=customers, seed=seed, end=None)
+        _run_loyalty(engine, seed=seed)
         _ensure_demo_user(engine)
         _run_analysis(engine)
     except Conflict as exc:
@@ -145,6 +146,18 @@ def demo_command(
     get_settings.cache_clear()
     get_engine.cache_clear()
     uvicorn.run(create_app(engine), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
+
+
+def _run_loyalty(engine, *, seed: int) -> None:
+    """The example loyalty programme with members, points, vouchers and a year of history."""
+    from patron.demo.loyalty import build_programme
+
+    with console.status("Loyalty programme: enrolling members, earning points, redeeming rewards..."):
+        made = build_programme(engine, seed=seed)
+    console.print(
+        f"Loyalty programme: {made.members:,} members, {made.points_earned:,} points earned on "
+        f"{made.orders_synced:,} orders, {made.vouchers:,} rewards redeemed in {made.seconds:.1f} s."
+    )
 
 
 def _run_analysis(engine) -> None:
