@@ -101,6 +101,7 @@ def test_viewer_reads_but_cannot_move_points_and_agent_cannot_change_the_rules(a
         ("POST", "/rewards", {"code": "X", "name": "x", "kind": "free_shipping", "points_cost": 1}),
         ("PATCH", f"/rewards/{reward['id']}", {"points_cost": 1}),
         ("POST", f"/members/{member['id']}/adjustments", {"points": 5, "reason": "x"}),
+        ("POST", f"/members/{member['id']}/close", None),
         ("POST", "/transactions/1/reversal", {"reason": "x"}),
         ("GET", "/report", None),
         ("GET", "/check", None),

@@ -173,7 +173,7 @@ def get_member(member_id: PathId, session: SessionDep, _: Reader):
     response_model=MemberDetail,
     summary="Leave the programme: remaining points are forfeited, the statement is kept",
 )
-def close_member(member_id: PathId, session: SessionDep, principal: LoyaltyOperator):
+def close_member(member_id: PathId, session: SessionDep, principal: LoyaltyManager):
     service.close_member(session, member_id=member_id, by=_by(principal))
     return _detail(session, member_id)
 
