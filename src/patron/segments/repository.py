@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, delete, func, insert, literal, select
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from patron.models import (
@@ -38,7 +38,11 @@ def get(session: Session, segment_id: int) -> Segment | None:
 
 
 def get_by_name(session: Session, name: str) -> Segment | None:
-    return session.scalars(select(Segment).where(func.lower(Segment.name) == name.lower())).first()
+    """The segment with this name, ignoring case. The exact comparison is needed too: SQLite's
+    lower() folds only ASCII, so "É" would not find "É" by case-insensitive comparison alone."""
+    return session.scalars(
+        select(Segment).where(or_(Segment.name == name, func.lower(Segment.name) == name.lower()))
+    ).first()
 
 
 def list_query(*, include_archived: bool = False) -> Select:
