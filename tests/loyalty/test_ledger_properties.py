@@ -261,7 +261,15 @@ class LedgerMachine(RuleBasedStateMachine):
         tx = candidates[pick % len(candidates)]
         m = self.members[tx.member]
         undo = [(-a, lot, exp) for a, lot, exp in tx.entries]
-        refused = tx.kind not in REVERSIBLE or tx.reversed or m.balance + sum(a for a, _, _ in undo) < 0
+        all_taken = False
+        if tx.kind == "earn" and tx.order is not None and tx.order.clawed:
+            # An earning's reversal undoes only what the order's returns have not taken back.
+            points = tx.order.points
+            all_taken = tx.order.clawed >= points
+            undo = [(a * (points - tx.order.clawed) // points, lot, exp) for a, lot, exp in undo]
+        refused = (
+            tx.kind not in REVERSIBLE or tx.reversed or all_taken or m.balance + sum(a for a, _, _ in undo) < 0
+        )
         try:
             service.reverse(self.session, transaction_id=tx.id, reason="property test", key=self.key("reverse"))
         except Conflict:

@@ -392,3 +392,22 @@ def test_card_numbers_carry_a_check_digit():
     assert not cards.is_card_number("2900123456789013")
     assert not cards.is_card_number("2900213456789012")
     assert not cards.is_card_number("290012345678901")
+
+
+def test_reversing_an_earning_takes_back_only_what_returns_left(session):
+    from patron.orders import service as orders
+    from patron.orders.schemas import OrderReturnCreate
+
+    c, member = _member(session)
+    product = create_product(session, price=Decimal("80.00"))
+    order = create_order(session, c, lines=[(product, 1, Decimal("80.00"))], placed_at=NOW - timedelta(days=1))
+    orders.record_return(session, order.id, data=OrderReturnCreate(kind="refund", amount=Decimal("20.00")))
+    assert _balance(session, member) == 60  # 80 earned, 20 taken back
+    (earn_id,) = [line.id for line in service.statement(session, member_id=member.id).items if line.kind == "earn"]
+    reversal = service.reverse(session, transaction_id=earn_id, reason="order was a test", key="r")
+    assert (reversal.points, _balance(session, member)) == (60, 0)
+    assert service.summary(session, member_id=member.id, now=NOW).qualifying_value == 0
+    # The rest of the order returned later takes nothing more: the reversal took it all.
+    orders.record_return(session, order.id, data=OrderReturnCreate(kind="refund", amount=Decimal("60.00")))
+    assert _balance(session, member) == 0
+    assert service.check_books(session) == []

@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import secrets
 
-import barcode
-import segno
-from barcode.writer import SVGWriter
 from stdnum import luhn
 
 CARD_LENGTH = 16
@@ -43,6 +40,10 @@ def normalise_voucher_code(value: str) -> str:
 
 def barcode_svg(card_number: str) -> bytes:
     """The card number as a Code 128 barcode (what till scanners read), as SVG."""
+    # Imported here: every order import loads this module, and only card pages draw.
+    import barcode
+    from barcode.writer import SVGWriter
+
     out = io.BytesIO()
     barcode.get("code128", card_number, writer=SVGWriter()).write(
         out, options={"module_height": 12.0, "font_size": 8, "text_distance": 4.0, "quiet_zone": 4.0}
@@ -52,6 +53,8 @@ def barcode_svg(card_number: str) -> bytes:
 
 def qr_svg(card_number: str) -> bytes:
     """The card number as a QR code (what phone wallets and newer scanners read), as SVG."""
+    import segno
+
     out = io.BytesIO()
     segno.make(card_number, error="m").save(out, kind="svg", scale=5, border=2, xmldecl=False)
     return out.getvalue()

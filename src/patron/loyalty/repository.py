@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
@@ -137,6 +137,31 @@ def lapsed(session: Session, now: datetime) -> list[tuple[int, int, int]]:
 
 def insert_transaction(session: Session, values: dict[str, Any]) -> int:
     return session.execute(insert(_transactions).values(**values).returning(_transactions.c.id)).scalar_one()
+
+
+def insert_transactions(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert many transactions; their ids in the order of `rows`."""
+    result = session.execute(insert(_transactions).returning(_transactions.c.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars())
+
+
+def add_to_balances(session: Session, deltas: dict[int, int]) -> None:
+    """Add credits to member balances (credits only: they cannot take a balance below zero)."""
+    if deltas:
+        session.execute(
+            update(_accounts)
+            .where(_accounts.c.id == bindparam("account"))
+            .values(balance=_accounts.c.balance + bindparam("delta")),
+            [{"account": a, "delta": d} for a, d in sorted(deltas.items())],
+            execution_options={"synchronize_session": False},
+        )
+
+
+def transactions_by_ids(session: Session, ids: Sequence[int]) -> Sequence[LoyaltyTransaction]:
+    out: list[LoyaltyTransaction] = []
+    for start in range(0, len(ids), 1000):
+        out += session.scalars(select(LoyaltyTransaction).where(LoyaltyTransaction.id.in_(ids[start : start + 1000])))
+    return out
 
 
 def get_transaction(session: Session, transaction_id: int) -> LoyaltyTransaction | None:

@@ -494,8 +494,8 @@ def reverse(session: Session, *, transaction_id: int, reason: str, key: str, by:
     """Undo a transaction with a new one whose entries are its entries negated.
 
     A redemption's reversal cancels its voucher (refused once the voucher is used) and
-    puts the stock back; an earning's reversal is refused (409) when the member has
-    already spent the points.
+    puts the stock back; an earning's reversal takes back what the order's returns have not
+    already taken, and is refused (409) when the member has spent those points.
     """
     original = repository.get_transaction(session, transaction_id)
     if original is None:
@@ -531,7 +531,21 @@ def reverse(session: Session, *, transaction_id: int, reason: str, key: str, by:
             "it cannot be undone",
             detail={"field": "transaction_id"},
         )
-    entries = repository.entries_of(session, original.id)
+    entries = [(e.account_id, -e.amount, e.lot, e.expires_at) for e in repository.entries_of(session, original.id)]
+    points = original.points
+    if original.kind == Kind.earn and original.order_id is not None:
+        # Returns may already have taken part of an order's points back: undo only the rest.
+        clawed = sum(
+            t.points for t in repository.order_transactions(session, [original.order_id]) if t.kind == Kind.clawback
+        )
+        if clawed >= points:
+            raise Conflict(
+                f"the {points} points of order #{original.order_id} were all taken back by its returns already",
+                detail={"field": "transaction_id"},
+            )
+        if clawed:
+            entries = [(a, amount * (points - clawed) // points, lot, exp) for a, amount, lot, exp in entries]
+            points -= clawed
     with session.begin_nested():
         tx = _post_entries(
             session,
@@ -539,15 +553,15 @@ def reverse(session: Session, *, transaction_id: int, reason: str, key: str, by:
             request=request,
             kind=Kind.reversal,
             member=member,
-            points=original.points,
+            points=points,
             direction=-original.direction,
-            entries=[(e.account_id, -e.amount, e.lot, e.expires_at) for e in entries],
+            entries=entries,
             memo=f"Reversal of #{original.id} ({original.memo}): {reason}",
             by=by,
             config_version_id=original.config_version_id,
             reverses_id=original.id,
             order_id=original.order_id,
-            qualifying_points=-original.qualifying_points,
+            qualifying_points=-original.qualifying_points * points // original.points if original.points else 0,
             reward_id=original.reward_id,
         )
         if voucher is not None:
@@ -667,14 +681,27 @@ def sync_orders(session: Session, *, order_ids: Sequence[int], by: str = "orders
     posted = {}
     for tx in repository.order_transactions(session, eligible):
         posted.setdefault(tx.order_id, []).append(tx)
-    upgraded: set[int] = set()
-    for order in orders.orders_for_points(session, order_ids=eligible):
+    points_orders = orders.orders_for_points(session, order_ids=eligible)
+    # New earnings first, all in one go; then returns and cancellations, order by order
+    # (they are few, and each needs the member's balance as it is then).
+    new: list[tuple[LoyaltyMember, PointsOrder, int, dict]] = []
+    for order in points_orders:
         member = members[order.customer_id]
-        earlier = posted.get(order.id, [])
-        _sync_order(session, config, version_id, member, order, earlier, result, by=by)
-        upgraded.add(member.id)
+        if order.status == OrderStatus.cancelled or any(t.kind == Kind.earn for t in posted.get(order.id, [])):
+            continue
+        points, how = points_for_order(config, order, config.tier(member.tier).earn_multiplier)
+        if points > 0:
+            new.append((member, order, points, how))
+    for order_id, tx in _post_earnings(session, config, version_id, new, by=by).items():
+        posted.setdefault(order_id, []).append(tx)
+        result.earned += tx.points
+        result.transactions.append(tx.id)
+    for order in points_orders:
+        if order.refunds or order.status == OrderStatus.cancelled:
+            _claw_back(session, version_id, members[order.customer_id], order, posted.get(order.id, []), result, by=by)
     if result.earned:
-        _upgrade(session, config, [m for m in members.values() if m.id in upgraded], now=_now())
+        earners = {member.id: member for member, _, _, _ in new}
+        _upgrade(session, config, list(earners.values()), now=_now())
     return result
 
 
@@ -723,9 +750,90 @@ def points_for_order(config: ProgrammeConfig, order: PointsOrder, tier_multiplie
     return points, how
 
 
-def _sync_order(
+def _post_earnings(
     session: Session,
     config: ProgrammeConfig,
+    version_id: int | None,
+    new: list[tuple[LoyaltyMember, PointsOrder, int, dict]],
+    *,
+    by: str,
+) -> dict[int, LoyaltyTransaction]:
+    """Post each order's points ("order:{id}:earn") with a few statements for the whole set:
+    the transactions, their entries, and one balance update per member (credits cannot take
+    a balance below zero). If another process posted one of the same orders meanwhile, the
+    unique key refuses the set and each order is posted on its own (replaying that one)."""
+    if not new:
+        return {}
+    now = _now()
+    issued = _programme_accounts(session)[LoyaltyAccountKind.issued]
+    rows, legs = [], []
+    for member, order, points, how in new:
+        memo = f"Order #{order.id}"
+        rows.append(
+            {
+                "idempotency_key": f"order:{order.id}:earn",
+                "request_sha256": _digest(_credit_request(Kind.earn, member.id, points, order.id, memo)),
+                "kind": Kind.earn,
+                "member_id": member.id,
+                "points": points,
+                "direction": 1,
+                "memo": memo,
+                "created_by": by,
+                "created_at": now,
+                "config_version_id": version_id,
+                "qualifying_points": points,
+                "details": how,
+                "order_id": order.id,
+            }
+        )
+        legs.append((member.account_id, points, _expiry(config, order.placed_at)))
+    try:
+        with session.begin_nested():
+            ids = repository.insert_transactions(session, rows)
+            repository.insert_entries(
+                session,
+                [
+                    {
+                        "transaction_id": tx_id,
+                        "account_id": account,
+                        "amount": amount,
+                        "lot": True,
+                        "expires_at": expires_at,
+                        "created_at": now,
+                    }
+                    for tx_id, (member_account, points, expires_at) in zip(ids, legs, strict=True)
+                    for account, amount in ((issued, -points), (member_account, points))
+                ],
+            )
+            deltas: dict[int, int] = {}
+            for account, points, _ in legs:
+                deltas[account] = deltas.get(account, 0) + points
+            repository.add_to_balances(session, deltas)
+    except IntegrityError:
+        return {
+            order.id: _credit(
+                session,
+                member,
+                config,
+                version_id,
+                kind=Kind.earn,
+                key=f"order:{order.id}:earn",
+                points=points,
+                earned_at=order.placed_at,
+                memo=f"Order #{order.id}",
+                by=by,
+                order_id=order.id,
+                qualifying=True,
+                details=how,
+            )
+            for member, order, points, how in new
+        }
+    txs = repository.transactions_by_ids(session, ids)
+    return {tx.order_id: tx for tx in txs}
+
+
+def _claw_back(
+    session: Session,
     version_id: int | None,
     member: LoyaltyMember,
     order: PointsOrder,
@@ -734,32 +842,11 @@ def _sync_order(
     *,
     by: str,
 ) -> None:
+    """Take back the points of an order's refunds and of its cancellation, each once."""
     earn = next((t for t in earlier if t.kind == Kind.earn), None)
-    reversed_ids = {t.reverses_id for t in earlier if t.kind == Kind.reversal}
     if earn is None:
-        if order.status == OrderStatus.cancelled:
-            return
-        points, how = points_for_order(config, order, config.tier(member.tier).earn_multiplier)
-        if points <= 0:
-            return
-        earn = _credit(
-            session,
-            member,
-            config,
-            version_id,
-            kind=Kind.earn,
-            key=f"order:{order.id}:earn",
-            points=points,
-            earned_at=order.placed_at,
-            memo=f"Order #{order.id}",
-            by=by,
-            order_id=order.id,
-            qualifying=True,
-            details=how,
-        )
-        earlier = [*earlier, earn]
-        result.earned += points
-        result.transactions.append(earn.id)
+        return
+    reversed_ids = {t.reverses_id for t in earlier if t.kind == Kind.reversal}
     if earn.id in reversed_ids:
         return  # an agent took this order's points back already
     expires_at = repository.entries_of(session, earn.id)[0].expires_at
@@ -1293,7 +1380,7 @@ def _credit(
     return _post(
         session,
         key=key,
-        request={"kind": str(kind), "member": member.id, "points": points, "order": order_id, "memo": memo},
+        request=_credit_request(kind, member.id, points, order_id, memo),
         kind=kind,
         member=member,
         points=points,
@@ -1307,6 +1394,11 @@ def _credit(
         qualifying_points=points if qualifying else 0,
         details=details or {},
     )
+
+
+def _credit_request(kind: LoyaltyTransactionKind, member_id: int, points: int, order_id: int | None, memo: str) -> dict:
+    # What a credit's idempotency key is checked against (the same for one and many at a time).
+    return {"kind": str(kind), "member": member_id, "points": points, "order": order_id, "memo": memo}
 
 
 def _programme_accounts(session: Session) -> dict[LoyaltyAccountKind, int]:
