@@ -267,9 +267,7 @@ class LedgerMachine(RuleBasedStateMachine):
             points = tx.order.points
             all_taken = tx.order.clawed >= points
             undo = [(a * (points - tx.order.clawed) // points, lot, exp) for a, lot, exp in undo]
-        refused = (
-            tx.kind not in REVERSIBLE or tx.reversed or all_taken or m.balance + sum(a for a, _, _ in undo) < 0
-        )
+        refused = tx.kind not in REVERSIBLE or tx.reversed or all_taken or m.balance + sum(a for a, _, _ in undo) < 0
         try:
             service.reverse(self.session, transaction_id=tx.id, reason="property test", key=self.key("reverse"))
         except Conflict:
