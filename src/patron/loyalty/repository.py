@@ -32,8 +32,19 @@ _transactions = LoyaltyTransaction.__table__
 # --- configuration ------------------------------------------------------------------------
 
 
-def latest_config(session: Session) -> LoyaltyConfigVersion | None:
-    return session.scalars(select(LoyaltyConfigVersion).order_by(LoyaltyConfigVersion.id.desc()).limit(1)).first()
+def latest_config_stamp(session: Session) -> tuple[int, datetime] | None:
+    row = session.execute(
+        select(LoyaltyConfigVersion.id, LoyaltyConfigVersion.created_at)
+        .order_by(LoyaltyConfigVersion.id.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def config_document(session: Session, version_id: int) -> dict[str, Any]:
+    return session.execute(
+        select(LoyaltyConfigVersion.config).where(LoyaltyConfigVersion.id == version_id)
+    ).scalar_one()
 
 
 def config_versions(session: Session, limit: int) -> Sequence[LoyaltyConfigVersion]:

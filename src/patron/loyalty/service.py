@@ -53,12 +53,25 @@ REVERSIBLE = frozenset({Kind.enrol, Kind.earn, Kind.bonus, Kind.adjust, Kind.red
 # --- configuration ---------------------------------------------------------------------------
 
 
+# Parsed rules by (version id, created_at): versions are never changed, and validating the
+# document on every posting cost more than the posting. created_at is part of the key
+# because SQLite reuses the id of a version whose transaction was rolled back.
+_parsed_configs: dict[tuple[int, datetime], ProgrammeConfig] = {}
+
+
 def current_config(session: Session) -> tuple[int | None, ProgrammeConfig]:
     """The rules in force and their version id (None only before the first migration ran)."""
-    row = repository.latest_config(session)
-    if row is None:
+    latest = repository.latest_config_stamp(session)
+    if latest is None:
         return None, ProgrammeConfig()
-    return row.id, ProgrammeConfig.model_validate(row.config)
+    config = _parsed_configs.get(latest)
+    if config is None:
+        if len(_parsed_configs) > 100:
+            _parsed_configs.clear()
+        config = _parsed_configs[latest] = ProgrammeConfig.model_validate(
+            repository.config_document(session, latest[0])
+        )
+    return latest[0], config
 
 
 def configure(session: Session, *, config: ProgrammeConfig, by: str) -> int:
@@ -1453,10 +1466,11 @@ def _post_entries(
     config_version_id: int | None,
     **extra: Any,
 ) -> LoyaltyTransaction:
-    """Write one balanced transaction, or return the stored one for a replayed key."""
-    stored = _replay(session, key, request)
-    if stored is not None:
-        return stored
+    """Write one balanced transaction, or return the stored one for a replayed key.
+
+    The key is claimed by inserting the transaction (its unique index decides), not by
+    looking first: a replay is rare, and the look-up cost a query on every posting.
+    """
     entries = [e for e in entries if e[1] != 0]
     if sum(amount for _, amount, _, _ in entries) != 0:
         raise AssertionError(f"unbalanced posting for {key}: {entries}")  # a bug, never user input
@@ -1510,7 +1524,7 @@ def _post_entries(
                 ],
             )
     except IntegrityError:
-        # The key was taken by a concurrent request that has since committed.
+        # The key was used before (a replay), or by a concurrent request that has since committed.
         stored = _replay(session, key, request)
         if stored is None:
             raise
