@@ -243,8 +243,10 @@ def _360_page(
     note_errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     from patron.identity import service as identity
+    from patron.loyalty import service as loyalty
 
     view = service.customer_360(session, customer_id, cursor=cursor or None, limit=TIMELINE_SIZE)
+    member = loyalty.member_for_customer(session, customer_id)
     merged_from = identity.recent_merges(session, survivor_id=customer_id, active_only=True, limit=10)
     outlook = equity.customer_outlook(session, customer_id=customer_id)
     profile = view.profile
@@ -263,6 +265,9 @@ def _360_page(
             "merged_from": merged_from,
             "outlook": outlook,
             "value_chart": _value_chart(outlook),
+            "member": member,
+            "balance": loyalty.balances_of(session, [member])[member.id] if member else None,
+            "customer_id": customer_id,
         },
         status_code=422 if note_errors else 200,
     )

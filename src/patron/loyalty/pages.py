@@ -219,14 +219,6 @@ def customer_membership(session: SessionDep, _: PageReader, customer_id: PathId)
     return RedirectResponse(f"/loyalty/members/{member.id}", status_code=303)
 
 
-@router.get("/customers/{customer_id}/panel", response_class=HTMLResponse)
-def customer_panel(request: Request, session: SessionDep, _: PageReader, customer_id: PathId) -> HTMLResponse:
-    """The customer 360 page's loyalty panel (an HTML fragment the page loads)."""
-    member = service.member_for_customer(session, customer_id)
-    balance = service.balances_of(session, [member])[member.id] if member else None
-    return render(request, "loyalty/_panel.html", {"member": member, "balance": balance, "customer_id": customer_id})
-
-
 # --------------------------------------------------------------------------- one member
 
 

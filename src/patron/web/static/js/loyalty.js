@@ -1,5 +1,4 @@
-// Loyalty pages: the report's charts ([data-loyalty-chart], Plotly with the shared theme) and the
-// customer page's loyalty panel ([data-loyalty-panel], loaded from the loyalty pages).
+// Loyalty pages: the report's charts ([data-loyalty-chart], Plotly with the shared theme).
 (function () {
   "use strict";
 
@@ -45,12 +44,4 @@
       window.Plotly.newPlot(el, fig.traces, fig.layout, { displayModeBar: false, responsive: true });
     });
   }
-
-  // The panel's HTML comes from our own server (a rendered, escaped template), same origin.
-  document.querySelectorAll("[data-loyalty-panel]").forEach(function (el) {
-    fetch(el.getAttribute("data-loyalty-panel"), { credentials: "same-origin", headers: { Accept: "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) { el.innerHTML = html; el.setAttribute("data-loaded", "true"); })
-      .catch(function () { /* the fallback link stays */ });
-  });
 })();
