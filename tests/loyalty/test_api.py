@@ -741,3 +741,27 @@ def test_birthday_bonus_through_the_jobs(admin, session):
     assert balance(admin, m["id"]) == 150
     assert admin.post(f"{BASE}/jobs/run").json()["birthdays"] == 0
     assert balance(admin, m["id"]) == 150
+
+
+def test_members_arrive_from_a_csv_and_a_bad_file_enrols_nobody(admin, api, session):
+    a = create_customer(session)
+    b = create_customer(session, email="bea@shop.example")
+    bad = f"customer_id,points\n{a.id},-3\n".encode()
+    r = admin.post("/api/v1/loyalty/members.csv", content=bad, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 400
+    assert r.json()["detail"]["errors"] == [
+        {"row": 2, "column": "points", "value": "-3", "reason": "not a whole number of points from 0 to 10,000,000"}
+    ]
+    assert service.member_for_customer(session, a.id) is None
+    good = f"customer_id,email,points\n{a.id},,40\n,bea@shop.example,\n".encode()
+    r = api("agent").post("/api/v1/loyalty/members.csv", content=good, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 403  # opening balances are points given: managers only
+    r = admin.post("/api/v1/loyalty/members.csv", content=good, headers={"Content-Type": "text/csv"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["enrolled"], body["points"]) == (2, 40)
+    first = service.member_for_customer(session, a.id)
+    assert body["member_ids"] == [first.id, service.member_for_customer(session, b.id).id]
+    assert balance(admin, first.id) == 140  # 40 carried over and the sign-up bonus
+    r = admin.post("/api/v1/loyalty/members.csv", content=b"\xff\xfe", headers={"Content-Type": "text/csv"})
+    assert r.status_code == 400 and "not UTF-8" in r.json()["error"]

@@ -306,3 +306,27 @@ def test_report_and_check(db_url):
     out = flat(r.output)
     assert "balance 707 but its entries sum to 700" in out and "do not balance: 1 problem(s)" in out
     assert "NOT balanced" in flat(invoke("report").output)
+
+
+def test_import_members_from_a_file(db_url, tmp_path):
+    a, b = setup(lambda s: (create_customer(s).id, create_customer(s, email="bea@shop.example").id))
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"customer_id,email,points\n{a},,ten\n,nobody@shop.example,\n")
+    r = invoke("import", bad)
+    assert r.exit_code == 1
+    assert "row 2, points 'ten': not a whole number of points" in flat(r.output)
+    assert "row 3, email 'nobody@shop.example': no customer with this email" in flat(r.output)
+    assert scalar("SELECT COUNT(*) FROM loyalty_members") == 0
+    good = tmp_path / "members.csv"
+    good.write_text(f"customer_id,email,card_number,points\n{a},,2900123456789012,250\n,BEA@shop.example,,\n")
+    r = invoke("import", good, "--dry-run")
+    assert r.exit_code == 0 and "2 member(s) would enrol, 250 opening points." in flat(r.output)
+    assert scalar("SELECT COUNT(*) FROM loyalty_members") == 0
+    r = invoke("import", good)
+    assert r.exit_code == 0 and "2 member(s) enrolled, 250 opening points." in flat(r.output)
+    assert scalar("SELECT card_number FROM loyalty_members WHERE customer_id = :c", c=a) == "2900123456789012"
+    assert scalar("SELECT customer_id FROM loyalty_members WHERE card_number <> '2900123456789012'") == b
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("customer_id,email\n,zoë@shop.example\n".encode("latin-1"))
+    r = invoke("import", latin)
+    assert r.exit_code == 1 and "is not UTF-8 text" in flat(r.output)

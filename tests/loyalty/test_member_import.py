@@ -76,3 +76,8 @@ def test_duplicates_within_the_file_and_files_without_a_key_column(session):
         member_import.import_members(session, text="customer_id\n", by="test")
     dry = member_import.import_members(session, text=f"customer_id,points\n{a.id},40\n", by="test", dry_run=True)
     assert (dry.enrolled, dry.points) == (1, 40) and service.member_for_customer(session, a.id) is None
+
+
+def test_a_file_the_csv_reader_cannot_read_is_refused_with_a_message(session):
+    with pytest.raises(InvalidInput, match="cannot be read as CSV: field larger than field limit"):
+        member_import.import_members(session, text="customer_id\n" + "9" * 200_000 + "\n", by="test")

@@ -130,6 +130,8 @@ def test_static_members_by_id_and_by_csv_refuse_unknown_rows_and_add_nothing(ses
     assert replaced == {"added": 1, "members": 1}
     with pytest.raises(InvalidInput, match="customer_id or an email column"):
         service.import_static_csv(session, lst.id, text="name\nAnn\n")
+    with pytest.raises(InvalidInput, match="cannot be read as CSV: field larger than field limit"):
+        service.import_static_csv(session, lst.id, text="customer_id\n" + "9" * 200_000 + "\n")
     dynamic = service.create_segment(session, name="French", rule=FR)
     with pytest.raises(InvalidInput, match="only static lists"):
         service.set_static_members(session, dynamic.id, customer_ids=[a.id])

@@ -194,6 +194,37 @@ def enrol_command(
     console.print(line)
 
 
+@loyalty_app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A CSV of members (see below).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the whole file, enrol nobody.")] = False,
+) -> None:
+    """Enrol members from a CSV: customer_id, email or source + external_id per row, and
+    optionally card_number (keep printed cards), enrolled_at, tier and points (opening
+    balance). Any bad row refuses the whole file; every bad row is listed."""
+    from patron.cli import fail
+    from patron.db import session_scope
+    from patron.errors import PatronError
+    from patron.loyalty import member_import
+
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(f"{file} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from exc
+    try:
+        with session_scope() as session:
+            result = member_import.import_members(session, text=text, by="cli", dry_run=dry_run)
+    except PatronError as exc:
+        for error in (exc.detail or {}).get("errors", []) if isinstance(exc.detail, dict) else []:
+            console.print(
+                f"row {error['row']}, {error['column']} {escape(repr(error['value']))}: {escape(error['reason'])}",
+                highlight=False,
+            )
+        raise fail(exc.message) from exc
+    verb = "would enrol" if dry_run else "enrolled"
+    console.print(f"{result.enrolled:,} member(s) {verb}, {result.points:,} opening points.")
+
+
 @loyalty_app.command("member")
 def member_command(
     member_id: Annotated[int | None, typer.Argument(min=1, max=2**31 - 1, help="The member's id.")] = None,

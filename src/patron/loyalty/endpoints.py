@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from patron import idempotency
 from patron.api.deps import LoyaltyManager, LoyaltyOperator, PathId, Reader, SessionDep
-from patron.errors import NotFound
-from patron.loyalty import cards, service
+from patron.errors import InvalidInput, NotFound
+from patron.loyalty import cards, member_import, service
 from patron.loyalty.config import ProgrammeConfig, RewardConfig
 from patron.loyalty.schemas import (
     AdjustmentCreate,
@@ -27,6 +27,7 @@ from patron.loyalty.schemas import (
     Member,
     MemberCreate,
     MemberDetail,
+    MemberImportResult,
     MemberPage,
     ProgrammeReport,
     Redemption,
@@ -127,6 +128,28 @@ def config_versions(session: SessionDep, _: Reader, limit: Annotated[int, Query(
 def enrol(body: MemberCreate, session: SessionDep, principal: LoyaltyOperator):
     member = service.enrol(session, customer_id=body.customer_id, via="api", by=_by(principal))
     return _detail(session, member.id)
+
+
+MAX_CSV_BYTES = 50 * 1024 * 1024
+
+
+@router.post(
+    "/members.csv",
+    response_model=MemberImportResult,
+    status_code=201,
+    summary="Enrol members from a CSV (cards, tiers and opening balances carried over); any bad row refuses the file",
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
+)
+async def import_members(request: Request, session: SessionDep, principal: LoyaltyManager, dry_run: bool = False):
+    raw = await request.body()
+    if len(raw) > MAX_CSV_BYTES:
+        raise InvalidInput(f"the CSV is larger than {MAX_CSV_BYTES // 1024 // 1024} MB", detail={"field": "file"})
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the CSV is not UTF-8 (byte {exc.start})", detail={"field": "file"}) from None
+    result = member_import.import_members(session, text=text, by=_by(principal), dry_run=dry_run)
+    return MemberImportResult(enrolled=result.enrolled, points=result.points, member_ids=result.member_ids)
 
 
 @router.get("/members", response_model=MemberPage, summary="List and search members, newest first")

@@ -70,7 +70,11 @@ def import_members(session: Session, *, text: str, by: str, dry_run: bool = Fals
     tiers = {t.name.casefold(): t.name for t in config.tiers.levels}
     errors: list[dict[str, Any]] = []
     rows: list[_Row] = []
-    for number, raw in enumerate(reader, start=2):
+    try:
+        raw_rows = list(enumerate(reader, start=2))
+    except csv.Error as exc:  # a field past the csv module's limit, say: not a member file
+        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None
+    for number, raw in raw_rows:
         if number > MAX_ROWS + 1:
             raise InvalidInput(f"a member import takes at most {MAX_ROWS:,} rows", detail={"field": "file"})
         if None in raw:  # more fields than the header names: a stray delimiter or quote

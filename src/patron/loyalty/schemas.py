@@ -49,6 +49,14 @@ class MemberCreate(InputModel):
     customer_id: Id
 
 
+class MemberImportResult(BaseModel):
+    """What a member file did (or, with dry_run, would do)."""
+
+    enrolled: int
+    points: int = Field(description="Opening points credited in all.")
+    member_ids: list[int] = Field(description="The new members, in file order (empty for a dry run).")
+
+
 class CustomerRef(BaseModel):
     id: int
     name: str

@@ -280,7 +280,11 @@ def import_static_csv(session: Session, segment_id: int, *, text: str, replace: 
     by_id: list[tuple[int, int]] = []
     by_email: list[tuple[int, str]] = []
     errors: list[dict[str, Any]] = []
-    for row_no, row in enumerate(reader, start=2):
+    try:
+        rows = list(enumerate(reader, start=2))
+    except csv.Error as exc:  # a field past the csv module's limit, say
+        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None
+    for row_no, row in rows:
         raw_id = (row.get("customer_id") or "").strip()
         email = (row.get("email") or "").strip().lower()
         if raw_id:
