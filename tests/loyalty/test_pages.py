@@ -496,3 +496,32 @@ def test_pages_need_sign_in(app):
     for path in ("/loyalty", "/loyalty/members", "/loyalty/rules", "/loyalty/members/1/qr.svg"):
         r = client.get(path)
         assert r.status_code == 303 and r.headers["location"].startswith("/login"), path
+
+
+def test_members_from_an_uploaded_file(admin_web, web, session):
+    a = create_customer(session, first_name="Lin", last_name="Ko")
+    b = create_customer(session, email="omar@shop.example")
+
+    def upload(client, text, **data):
+        return client.post(
+            "/loyalty/members/import",
+            data={"csrf_token": client.csrf, **data},
+            files={"file": ("members.csv", text, "text/csv")},
+        )
+
+    r = upload(admin_web, f"customer_id,email,tier\n{a.id},,Diamond\n,nobody@shop.example,\n")
+    assert r.status_code == 400
+    assert "2 problem(s) in the file, nobody was enrolled" in r.text
+    assert "<td>tier</td><td><code>Diamond</code></td>" in r.text
+    assert "<td>email</td><td><code>nobody@shop.example</code></td><td>no customer with this email</td>" in r.text
+    assert service.member_for_customer(session, a.id) is None
+    good = f"customer_id,email,points\n{a.id},,75\n,omar@shop.example,\n"
+    r = upload(admin_web, good, dry_run="1")
+    assert r.status_code == 303 and service.member_for_customer(session, a.id) is None
+    assert "it would enrol 2 member(s) with 75 opening points" in admin_web.get("/loyalty/members").text
+    assert upload(web("agent"), good).status_code == 403
+    r = upload(admin_web, good)
+    assert r.status_code == 303
+    assert "Enrolled 2 member(s) with 75 opening points." in admin_web.get("/loyalty/members").text
+    assert service.summary(session, member_id=service.member_for_customer(session, a.id).id).balance == 175
+    assert service.member_for_customer(session, b.id) is not None

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from patron.api.deps import PathId, QueryId, SessionDep
 from patron.errors import InvalidInput, NotFound, PatronError
-from patron.loyalty import cards, service
+from patron.loyalty import cards, member_import, service
 from patron.loyalty.config import ProgrammeConfig, RewardConfig
 from patron.models import LoyaltyMember, LoyaltyReward
 from patron.models.enums import MemberStatus
@@ -37,6 +37,7 @@ PageLoyaltyOperator = Annotated[Principal, Depends(require_page(Permission.opera
 PageLoyaltyManager = Annotated[Principal, Depends(require_page(Permission.manage_loyalty))]
 NOTICE_KEY = "loyalty_notice"
 MEMBERS_PER_PAGE = 25
+MAX_MEMBER_FILE_BYTES = 50 * 1024 * 1024
 STATEMENT_PER_PAGE = 25
 MAX_POINTS = 10_000_000
 RULES_MAX_CHARS = 100_000
@@ -159,6 +160,8 @@ def _members_page(
     cursor: str = "",
     enrol: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
+    import_error: str | None = None,
+    import_rows: list[dict[str, Any]] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     _, config = service.current_config(session)
@@ -189,6 +192,8 @@ def _members_page(
             "first_url": f"/loyalty/members?{urlencode(query)}" if cursor else None,
             "enrol": enrol or {"customer_id": ""},
             "errors": errors or {},
+            "import_error": import_error,
+            "import_rows": import_rows or [],
             "error": error,
             "notice": _notice(request),
         },
@@ -208,6 +213,35 @@ def enrol(request: Request, session: SessionDep, principal: PageLoyaltyOperator,
         raise PageResponse(_members_page(request, session, enrol=values, errors=errors, status=exc.status)) from None
     request.session[NOTICE_KEY] = f"Enrolled with card {member.card_number}."
     return RedirectResponse(f"/loyalty/members/{member.id}", status_code=303)
+
+
+@router.post("/members/import")
+async def import_members(
+    request: Request, session: SessionDep, principal: PageLoyaltyManager, form: FormDep
+) -> Response:
+    """Enrol the members of an uploaded CSV (cards, tiers, opening balances); any bad row refuses it."""
+    upload = form.get("file")
+    dry_run = bool(form.get("dry_run"))
+    try:
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise InvalidInput("choose a CSV file of members", detail={"field": "file"})
+        raw = await upload.read(MAX_MEMBER_FILE_BYTES + 1)
+        if len(raw) > MAX_MEMBER_FILE_BYTES:
+            raise InvalidInput(
+                f"the file is larger than {MAX_MEMBER_FILE_BYTES // 1024 // 1024} MB", detail={"field": "file"}
+            )
+        try:
+            csv_text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"the file is not UTF-8 text (byte {exc.start})", detail={"field": "file"}) from None
+        result = member_import.import_members(session, text=csv_text, by=_by(principal), dry_run=dry_run)
+    except PatronError as exc:
+        rows = exc.detail.get("errors", []) if isinstance(exc.detail, dict) else []
+        page = _members_page(request, session, import_error=exc.message, import_rows=rows, status=exc.status)
+        raise PageResponse(page) from None
+    verb = "The file is fine: it would enrol" if dry_run else "Enrolled"
+    request.session[NOTICE_KEY] = f"{verb} {result.enrolled:,} member(s) with {result.points:,} opening points."
+    return RedirectResponse("/loyalty/members", status_code=303)
 
 
 @router.get("/customers/{customer_id}")
