@@ -252,19 +252,15 @@ def close_member(session: Session, *, member_id: int, by: str, now: datetime | N
     left = repository.balance(session, member.account_id)
     if left:
         version_id, _ = current_config(session)
-        _post(
+        _post_expiry(
             session,
+            member,
+            left,
             key=f"close:{member.id}",
             request={"close": member.id},
-            kind=Kind.expire,
-            member=member,
-            points=left,
-            direction=-1,
-            legs=[(LoyaltyAccountKind.expired, left, False, None)],
-            member_legs=[(-left, False, None)],
             memo="Points forfeited on leaving the programme",
             by=by,
-            config_version_id=version_id,
+            version_id=version_id,
         )
     member.status = MemberStatus.closed
     member.closed_at = now
@@ -940,19 +936,15 @@ def expire(session: Session, *, now: datetime | None = None, by: str = "expiry j
     for member_id, _account_id, due in repository.lapsed(session, now):
         member = get_member(session, member_id)
         try:
-            _post(
+            _post_expiry(
                 session,
+                member,
+                due,
                 key=f"expire:{member_id}:{now.isoformat()}",
                 request={"expire": member_id, "at": now.isoformat(), "points": due},
-                kind=Kind.expire,
-                member=member,
-                points=due,
-                direction=-1,
-                legs=[(LoyaltyAccountKind.expired, due, False, None)],
-                member_legs=[(-due, False, None)],
                 memo="Points expired",
                 by=by,
-                config_version_id=version_id,
+                version_id=version_id,
             )
         except Conflict:
             continue  # spent by a concurrent redemption since the sums were read: the next run decides
@@ -1406,6 +1398,34 @@ def _credit(
         order_id=order_id,
         qualifying_points=points if qualifying else 0,
         details=details or {},
+    )
+
+
+def _post_expiry(
+    session: Session,
+    member: LoyaltyMember,
+    points: int,
+    *,
+    key: str,
+    request: dict,
+    memo: str,
+    by: str,
+    version_id: int | None,
+) -> LoyaltyTransaction:
+    """Points out of the member's account into the programme's expired account (breakage)."""
+    return _post(
+        session,
+        key=key,
+        request=request,
+        kind=Kind.expire,
+        member=member,
+        points=points,
+        direction=-1,
+        legs=[(LoyaltyAccountKind.expired, points, False, None)],
+        member_legs=[(-points, False, None)],
+        memo=memo,
+        by=by,
+        config_version_id=version_id,
     )
 
 

@@ -100,13 +100,5 @@
     },
   };
 
-  document.querySelectorAll("[data-analytics-chart]").forEach(function (el) {
-    var source = document.getElementById(el.id + "-data");
-    if (!source) return;
-    var data = JSON.parse(source.textContent);
-    var build = FIGURES[data.kind];
-    if (!build) return;
-    var fig = build(data);
-    window.Plotly.newPlot(el, fig.traces, fig.layout, { displayModeBar: false, responsive: true });
-  });
+  theme.draw("[data-analytics-chart]", theme.byKind(FIGURES));
 })();

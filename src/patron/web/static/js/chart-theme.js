@@ -1,5 +1,6 @@
-// The look every Plotly chart shares (colours, font, transparent background, axes), loaded before
-// the page's own chart script: charts.js, analytics.js and segments.js draw with it.
+// The look every Plotly chart shares (colours, font, transparent background, axes), and the one
+// loop that draws a page's charts; loaded before the page's own chart script (charts.js,
+// analytics.js, segments.js, loyalty.js), which only says how each kind of figure is built.
 (function () {
   "use strict";
 
@@ -24,6 +25,25 @@
         yaxis: { automargin: true, gridcolor: "#eef0f3", zerolinecolor: "#dee2e6", rangemode: "tozero" },
         hoverlabel: { font: FONT },
         showlegend: false,
+      };
+    },
+    // Draw every element matching `selector` from the JSON in the element "<its id>-data";
+    // `build(data)` returns {traces, layout}, or null for data it does not know.
+    draw: function (selector, build) {
+      if (typeof window.Plotly === "undefined") return; // the data tables beside the charts still work
+      document.querySelectorAll(selector).forEach(function (el) {
+        var source = document.getElementById(el.id + "-data");
+        if (!source) return;
+        var fig = build(JSON.parse(source.textContent));
+        if (!fig) return;
+        window.Plotly.newPlot(el, fig.traces, fig.layout, { displayModeBar: false, responsive: true });
+      });
+    },
+    // A build function for pages whose data say their figure's kind: FIGURES[data.kind](data).
+    byKind: function (figures) {
+      return function (data) {
+        var build = figures[data.kind];
+        return build ? build(data) : null;
       };
     },
   };

@@ -42,10 +42,5 @@
     };
   }
 
-  document.querySelectorAll("[data-chart]").forEach(function (el) {
-    var source = document.getElementById(el.id + "-data");
-    if (!source) return;
-    var fig = figure(JSON.parse(source.textContent));
-    window.Plotly.newPlot(el, fig.traces, fig.layout, { displayModeBar: false, responsive: true });
-  });
+  theme.draw("[data-chart]", figure);
 })();

@@ -33,15 +33,5 @@
     },
   };
 
-  if (typeof window.Plotly !== "undefined" && theme) {
-    document.querySelectorAll("[data-loyalty-chart]").forEach(function (el) {
-      var source = document.getElementById(el.id + "-data");
-      if (!source) return;
-      var data = JSON.parse(source.textContent);
-      var build = FIGURES[data.kind];
-      if (!build) return;
-      var fig = build(data);
-      window.Plotly.newPlot(el, fig.traces, fig.layout, { displayModeBar: false, responsive: true });
-    });
-  }
+  theme.draw("[data-loyalty-chart]", theme.byKind(FIGURES));
 })();

@@ -61,17 +61,7 @@
     },
   };
 
-  if (typeof window.Plotly !== "undefined") {
-    document.querySelectorAll("[data-segment-chart]").forEach(function (el) {
-      var source = document.getElementById(el.id + "-data");
-      if (!source) return;
-      var data = JSON.parse(source.textContent);
-      var build = FIGURES[data.kind];
-      if (!build) return;
-      var fig = build(data);
-      window.Plotly.newPlot(el, fig.traces, fig.layout, { displayModeBar: false, responsive: true });
-    });
-  }
+  theme.draw("[data-segment-chart]", theme.byKind(FIGURES));
 
   document.querySelectorAll("[data-confirm]").forEach(function (button) {
     button.addEventListener("click", function (event) {
