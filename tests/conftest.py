@@ -75,6 +75,23 @@ def database_factory(request, tmp_path_factory) -> Iterator[DatabaseFactory]:
 
 
 @pytest.fixture(scope="session")
+def postgres_factory(tmp_path_factory) -> Iterator[DatabaseFactory]:
+    """PostgreSQL alone, for tests of what only it does (row locks under real concurrency,
+    advisory locks): they run once, not once per backend."""
+    factory = DatabaseFactory("postgresql", tmp_path_factory)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture
+def postgres_engine(postgres_factory) -> Iterator[Engine]:
+    """An empty migrated PostgreSQL database of its own, for tests that must commit."""
+    eng = postgres_factory.new_engine()
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
 def engine(database_factory) -> Iterator[Engine]:
     """One migrated database per backend, shared by the whole run."""
     eng = database_factory.new_engine()

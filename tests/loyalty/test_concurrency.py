@@ -28,13 +28,11 @@ THREADS = 50
 
 
 @pytest.fixture
-def pg_engine(database_factory, request):
-    """The fresh database, through an engine without a pool limit: every thread holds its
-    own connection while it waits for the others."""
-    if database_factory.backend != "postgresql":
-        pytest.skip("SQLite serialises writers: concurrent redemptions cannot race there")
-    fresh_engine = request.getfixturevalue("fresh_engine")
-    engine = make_engine(fresh_engine.url.render_as_string(hide_password=False), poolclass=NullPool)
+def pg_engine(postgres_engine):
+    """A fresh PostgreSQL database (SQLite serialises writers: redemptions cannot race
+    there), through an engine without a pool limit: every thread holds its own connection
+    while it waits for the others."""
+    engine = make_engine(postgres_engine.url.render_as_string(hide_password=False), poolclass=NullPool)
     with engine.connect() as conn:
         max_connections = int(conn.execute(text("SHOW max_connections")).scalar_one())
         in_use = int(conn.execute(text("SELECT count(*) FROM pg_stat_activity")).scalar_one())

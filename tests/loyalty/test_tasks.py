@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
 
 from patron.db import session_scope
@@ -43,9 +42,9 @@ def test_daily_jobs_expire_lapsed_points_once(fresh_engine):
         assert service.check_books(session) == []
 
 
-def test_daily_jobs_skip_while_another_server_holds_the_lock(fresh_engine):
-    if fresh_engine.dialect.name != "postgresql":
-        pytest.skip("one SQLite file has one writer at a time: there is no lock to take")
+def test_daily_jobs_skip_while_another_server_holds_the_lock(postgres_engine):
+    # PostgreSQL only: one SQLite file has one writer at a time, and no advisory locks.
+    fresh_engine = postgres_engine
     member = _member_with_points(fresh_engine, enrolled=datetime.now(UTC) - timedelta(days=800))
     with fresh_engine.connect() as other, other.begin():
         assert other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY}).scalar()
