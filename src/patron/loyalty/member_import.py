@@ -12,9 +12,8 @@ Columns (a header row is required; names are case-insensitive):
   ("Opening balance") that expires by the programme's rule from the import day.
 
 The file is checked whole before anything is written: any bad row refuses the file, with
-every bad row listed (row number, column, value, reason). One enrolment per row; the
-import is meant for a programme's members (thousands to a few hundred thousand), not for
-streaming millions of rows.
+every bad row listed (row number, column, value, reason); then everyone is enrolled with
+a few set-based statements (service.enrol_many).
 """
 
 from __future__ import annotations
@@ -99,21 +98,24 @@ def import_members(session: Session, *, text: str, by: str, dry_run: bool = Fals
         result.enrolled = len(rows)
         result.points = sum(r.points for r in rows)
         return result
-    for row in rows:
-        member = service.enrol(
-            session,
-            customer_id=row.customer_id,
-            via="import",
-            by=by,
-            now=row.enrolled_at,
-            card_number=row.card_number,
-            tier=row.tier,
-        )
-        if row.points:
-            service.opening_balance(session, member=member, points=row.points, by=by)
-        result.enrolled += 1
-        result.points += row.points
-        result.member_ids.append(member.id)
+    members = service.enrol_many(
+        session,
+        enrolments=[
+            service.Enrolment(
+                r.customer_id,
+                enrolled_at=r.enrolled_at,
+                card_number=r.card_number,
+                tier=r.tier,
+                opening_points=r.points,
+            )
+            for r in rows
+        ],
+        via="import",
+        by=by,
+    )
+    result.enrolled = len(members)
+    result.points = sum(r.points for r in rows)
+    result.member_ids = [m.id for m in members]
     return result
 
 
@@ -173,6 +175,7 @@ def _resolve(session: Session, rows: list[_Row], errors: list[dict[str, Any]]) -
     emails = customers.ids_by_email(session, emails=[r.email for r in rows if r.email])
     externals = customers.ids_by_external_id(session, refs=[r.external for r in rows if r.external])
     survivors = customers.survivors_of(session, customer_ids=[r.customer_id for r in rows if r.customer_id])
+    taken = repository.taken_cards(session, sorted({r.card_number for r in rows if r.card_number}))
     seen_customers: dict[int, int] = {}
     seen_cards: dict[str, int] = {}
     for row in rows:
@@ -206,7 +209,7 @@ def _resolve(session: Session, rows: list[_Row], errors: list[dict[str, Any]]) -
                 errors.append(
                     _error(row.row, "card_number", row.card_number, f"same card as row {seen_cards[row.card_number]}")
                 )
-            elif repository.card_taken(session, row.card_number):
+            elif row.card_number in taken:
                 errors.append(_error(row.row, "card_number", row.card_number, "another member has this card"))
             seen_cards.setdefault(row.card_number, row.row)
     members = repository.active_or_any_member_of(session, sorted(seen_customers))

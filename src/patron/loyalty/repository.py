@@ -63,8 +63,44 @@ def programme_account_ids(session: Session) -> dict[LoyaltyAccountKind, int]:
     return {LoyaltyAccountKind(kind): account_id for kind, account_id in rows}
 
 
-def new_account(session: Session, kind: LoyaltyAccountKind) -> int:
-    return session.execute(insert(_accounts).values(kind=kind, balance=0).returning(_accounts.c.id)).scalar_one()
+def new_accounts(session: Session, count: int) -> list[int]:
+    """`count` new member accounts; their ids."""
+    result = session.execute(
+        insert(_accounts).returning(_accounts.c.id, sort_by_parameter_order=True),
+        [{"kind": LoyaltyAccountKind.member, "balance": 0} for _ in range(count)],
+    )
+    return list(result.scalars())
+
+
+def insert_members(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    table = LoyaltyMember.__table__
+    return list(session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+
+
+def insert_tier_changes(session: Session, rows: list[dict[str, Any]]) -> None:
+    session.execute(insert(LoyaltyTierChange.__table__), rows)
+
+
+def members_by_ids(session: Session, ids: Sequence[int]) -> list[LoyaltyMember]:
+    """The members, in the order of `ids`."""
+    found: dict[int, LoyaltyMember] = {}
+    for start in range(0, len(ids), 1000):
+        found.update(
+            (m.id, m)
+            for m in session.scalars(select(LoyaltyMember).where(LoyaltyMember.id.in_(ids[start : start + 1000])))
+        )
+    return [found[i] for i in ids]
+
+
+def taken_cards(session: Session, numbers: Sequence[str]) -> set[str]:
+    out: set[str] = set()
+    for start in range(0, len(numbers), 1000):
+        out.update(
+            session.scalars(
+                select(LoyaltyMember.card_number).where(LoyaltyMember.card_number.in_(numbers[start : start + 1000]))
+            )
+        )
+    return out
 
 
 def move_balance(session: Session, account_id: int, amount: int) -> bool:
@@ -282,10 +318,6 @@ def member_for_customer(session: Session, customer_id: int) -> LoyaltyMember | N
 
 def member_by_card(session: Session, card_number: str) -> LoyaltyMember | None:
     return session.scalars(select(LoyaltyMember).where(LoyaltyMember.card_number == card_number)).one_or_none()
-
-
-def card_taken(session: Session, card_number: str) -> bool:
-    return member_by_card(session, card_number) is not None
 
 
 def active_or_any_member_of(session: Session, customer_ids: Sequence[int]) -> dict[int, int]:

@@ -103,6 +103,18 @@ def config_history(session: Session, *, limit: int = 20):
 # --- members ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Enrolment:
+    """One customer to enrol: when, and for migrations a card already printed, a tier carried
+    over (kept until its first review) and an opening balance."""
+
+    customer_id: int
+    enrolled_at: datetime | None = None
+    card_number: str | None = None
+    tier: str | None = None
+    opening_points: int = 0
+
+
 def enrol(
     session: Session,
     *,
@@ -110,15 +122,8 @@ def enrol(
     via: str = "api",
     by: str = "",
     now: datetime | None = None,
-    card_number: str | None = None,
-    tier: str | None = None,
 ) -> LoyaltyMember:
-    """Enrol a customer: a member account, a card, the first tier and the sign-up bonus.
-
-    `card_number` keeps a card the customer already has (a valid, unused number) and
-    `tier` a tier carried over from another programme until its first review; both are
-    for migrations (see member_import).
-    """
+    """Enrol a customer: a member account, a card, the first tier and the sign-up bonus."""
     from patron.customers import service as customers
 
     customer = customers.get_customer(session, customer_id)
@@ -133,65 +138,92 @@ def enrol(
             f"customer {customer_id} is already a member (member {existing.id}, card {existing.card_number})",
             detail={"field": "customer_id", "member_id": existing.id},
         )
-    now = now or _now()
-    version_id, config = current_config(session)
-    first = config.tier(tier) if tier is not None else config.tiers.levels[0]
-    if card_number is not None and (
-        not cards.is_card_number(card_number) or repository.card_taken(session, card_number)
-    ):
-        raise Conflict(f"card {card_number} is not a valid unused card number", detail={"field": "card_number"})
-    member = LoyaltyMember(
-        customer_id=customer_id,
-        account_id=repository.new_account(session, LoyaltyAccountKind.member),
-        card_number=card_number or _unused_card_number(session, config.card.prefix),
-        status=MemberStatus.active,
-        enrolled_at=now,
-        enrolled_via=via,
-        tier=first.name,
-        tier_since=now,
-        tier_review_at=_add_months(now, config.tiers.window_months),
-    )
-    session.add(member)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:  # a concurrent enrolment of the same customer
-        raise Conflict(f"customer {customer_id} is already a member", detail={"field": "customer_id"}) from exc
-    repository.add_tier_change(session, member_id=member.id, from_tier=None, to_tier=first.name, reason="enrolled")
-    if config.earn.bonuses.signup:
-        _credit(
-            session,
-            member,
-            config,
-            version_id,
-            kind=Kind.enrol,
-            key=f"enrol:{member.id}",
-            points=config.earn.bonuses.signup,
-            earned_at=now,
-            memo="Welcome bonus",
-            by=by,
-        )
-    session.flush()
+    (member,) = enrol_many(session, enrolments=[Enrolment(customer_id, enrolled_at=now)], via=via, by=by)
     return member
 
 
-def opening_balance(session: Session, *, member: LoyaltyMember, points: int, by: str = "") -> LoyaltyTransaction:
-    """Points brought from another programme, credited once per member; they expire by
-    the programme's rule counted from today."""
-    _positive(points)
+def enrol_many(session: Session, *, enrolments: Sequence[Enrolment], via: str, by: str = "") -> list[LoyaltyMember]:
+    """Enrol customers known to exist, be live and not be members (member_import checks a
+    file for all of that first), with a few statements for the lot: accounts, members,
+    their first tier, and the sign-up bonuses and opening balances as one set of postings.
+
+    A customer enrolled meanwhile by someone else makes the unique index refuse the set
+    (409); an unusable card number is refused before anything is written.
+    """
+    if not enrolments:
+        return []
     version_id, config = current_config(session)
-    return _credit(
+    now = _now()
+    wanted = [e.card_number for e in enrolments if e.card_number is not None]
+    bad = [n for n in wanted if not cards.is_card_number(n)] + sorted(repository.taken_cards(session, wanted))
+    if bad or len(set(wanted)) != len(wanted):
+        raise Conflict(f"card {(bad or wanted)[0]} is not a valid unused card number", detail={"field": "card_number"})
+    numbers = _new_card_numbers(session, config.card.prefix, len(enrolments) - len(wanted), exclude=set(wanted))
+    rows = []
+    for e in enrolments:
+        at = e.enrolled_at or now
+        tier = config.tier(e.tier) if e.tier is not None else config.tiers.levels[0]
+        rows.append(
+            {
+                "customer_id": e.customer_id,
+                "card_number": e.card_number or numbers.pop(),
+                "status": MemberStatus.active,
+                "enrolled_at": at,
+                "enrolled_via": via,
+                "tier": tier.name,
+                "tier_since": at,
+                "tier_review_at": _add_months(at, config.tiers.window_months),
+            }
+        )
+    try:
+        with session.begin_nested():
+            accounts = repository.new_accounts(session, len(rows))
+            ids = repository.insert_members(
+                session, [r | {"account_id": a} for r, a in zip(rows, accounts, strict=True)]
+            )
+    except IntegrityError as exc:  # a concurrent enrolment of one of these customers
+        raise Conflict("a customer of this enrolment became a member meanwhile; nobody was enrolled") from exc
+    repository.insert_tier_changes(
         session,
-        member,
-        config,
-        version_id,
-        kind=Kind.adjust,
-        key=f"opening:{member.id}",
-        points=points,
-        earned_at=_now(),
-        memo="Opening balance from the previous programme",
-        by=by,
+        [
+            {
+                "member_id": i,
+                "from_tier": None,
+                "to_tier": r["tier"],
+                "reason": "enrolled",
+                "changed_at": r["enrolled_at"],
+            }
+            for i, r in zip(ids, rows, strict=True)
+        ],
     )
+    members = repository.members_by_ids(session, ids)
+    credits = []
+    for member, e in zip(members, enrolments, strict=True):
+        if config.earn.bonuses.signup:
+            credits.append(
+                _Credit(
+                    member=member,
+                    kind=Kind.enrol,
+                    key=f"enrol:{member.id}",
+                    points=config.earn.bonuses.signup,
+                    memo="Welcome bonus",
+                    expires_at=_expiry(config, member.enrolled_at),
+                )
+            )
+        if e.opening_points:
+            # Points brought from another programme: they expire by this one's rule from today.
+            credits.append(
+                _Credit(
+                    member=member,
+                    kind=Kind.adjust,
+                    key=f"opening:{member.id}",
+                    points=e.opening_points,
+                    memo="Opening balance from the previous programme",
+                    expires_at=_expiry(config, now),
+                )
+            )
+    _post_credits(session, credits, version_id=version_id, by=by)
+    return members
 
 
 def get_member(session: Session, member_id: int) -> LoyaltyMember:
@@ -767,35 +799,72 @@ def _post_earnings(
     *,
     by: str,
 ) -> dict[int, LoyaltyTransaction]:
-    """Post each order's points ("order:{id}:earn") with a few statements for the whole set:
-    the transactions, their entries, and one balance update per member (credits cannot take
-    a balance below zero). If another process posted one of the same orders meanwhile, the
-    unique key refuses the set and each order is posted on its own (replaying that one)."""
-    if not new:
-        return {}
+    """Post each order's points ("order:{id}:earn") together; see _post_credits."""
+    credits = [
+        _Credit(
+            member=member,
+            kind=Kind.earn,
+            key=f"order:{order.id}:earn",
+            points=points,
+            memo=f"Order #{order.id}",
+            expires_at=_expiry(config, order.placed_at),
+            order_id=order.id,
+            qualifying=True,
+            details=how,
+        )
+        for member, order, points, how in new
+    ]
+    return {tx.order_id: tx for tx in _post_credits(session, credits, version_id=version_id, by=by)}
+
+
+@dataclass
+class _Credit:
+    """Points into a member's account as a lot: an order's earning, a bonus, an opening balance."""
+
+    member: LoyaltyMember
+    kind: LoyaltyTransactionKind
+    key: str
+    points: int
+    memo: str
+    expires_at: datetime | None
+    order_id: int | None = None
+    qualifying: bool = False
+    details: dict = field(default_factory=dict)
+
+    @property
+    def request(self) -> dict:
+        return _credit_request(self.kind, self.member.id, self.points, self.order_id, self.memo)
+
+
+def _post_credits(
+    session: Session, credits: list[_Credit], *, version_id: int | None, by: str
+) -> list[LoyaltyTransaction]:
+    """Post many credits with a few statements: the transactions, their entries, and one
+    balance update per member (credits cannot take a balance below zero). If one of the
+    keys was taken meanwhile (a concurrent sync of the same orders), the unique index
+    refuses the set and each credit is posted on its own, replaying that one."""
+    if not credits:
+        return []
     now = _now()
     issued = _programme_accounts(session)[LoyaltyAccountKind.issued]
-    rows, legs = [], []
-    for member, order, points, how in new:
-        memo = f"Order #{order.id}"
-        rows.append(
-            {
-                "idempotency_key": f"order:{order.id}:earn",
-                "request_sha256": _digest(_credit_request(Kind.earn, member.id, points, order.id, memo)),
-                "kind": Kind.earn,
-                "member_id": member.id,
-                "points": points,
-                "direction": 1,
-                "memo": memo,
-                "created_by": by,
-                "created_at": now,
-                "config_version_id": version_id,
-                "qualifying_points": points,
-                "details": how,
-                "order_id": order.id,
-            }
-        )
-        legs.append((member.account_id, points, _expiry(config, order.placed_at)))
+    rows = [
+        {
+            "idempotency_key": c.key,
+            "request_sha256": _digest(c.request),
+            "kind": c.kind,
+            "member_id": c.member.id,
+            "points": c.points,
+            "direction": 1,
+            "memo": c.memo,
+            "created_by": by,
+            "created_at": now,
+            "config_version_id": version_id,
+            "qualifying_points": c.points if c.qualifying else 0,
+            "details": c.details,
+            "order_id": c.order_id,
+        }
+        for c in credits
+    ]
     try:
         with session.begin_nested():
             ids = repository.insert_transactions(session, rows)
@@ -807,38 +876,41 @@ def _post_earnings(
                         "account_id": account,
                         "amount": amount,
                         "lot": True,
-                        "expires_at": expires_at,
+                        "expires_at": c.expires_at,
                         "created_at": now,
                     }
-                    for tx_id, (member_account, points, expires_at) in zip(ids, legs, strict=True)
-                    for account, amount in ((issued, -points), (member_account, points))
+                    for tx_id, c in zip(ids, credits, strict=True)
+                    for account, amount in ((issued, -c.points), (c.member.account_id, c.points))
                 ],
             )
             deltas: dict[int, int] = {}
-            for account, points, _ in legs:
-                deltas[account] = deltas.get(account, 0) + points
+            for c in credits:
+                deltas[c.member.account_id] = deltas.get(c.member.account_id, 0) + c.points
             repository.add_to_balances(session, deltas)
     except IntegrityError:
-        return {
-            order.id: _credit(
-                session,
-                member,
-                config,
-                version_id,
-                kind=Kind.earn,
-                key=f"order:{order.id}:earn",
-                points=points,
-                earned_at=order.placed_at,
-                memo=f"Order #{order.id}",
-                by=by,
-                order_id=order.id,
-                qualifying=True,
-                details=how,
-            )
-            for member, order, points, how in new
-        }
-    txs = repository.transactions_by_ids(session, ids)
-    return {tx.order_id: tx for tx in txs}
+        return [_post_credit(session, c, version_id=version_id, by=by) for c in credits]
+    by_id = {tx.id: tx for tx in repository.transactions_by_ids(session, ids)}
+    return [by_id[i] for i in ids]
+
+
+def _post_credit(session: Session, c: _Credit, *, version_id: int | None, by: str) -> LoyaltyTransaction:
+    return _post(
+        session,
+        key=c.key,
+        request=c.request,
+        kind=c.kind,
+        member=c.member,
+        points=c.points,
+        direction=1,
+        legs=[(LoyaltyAccountKind.issued, -c.points, True, c.expires_at)],
+        member_legs=[(c.points, True, c.expires_at)],
+        memo=c.memo,
+        by=by,
+        config_version_id=version_id,
+        order_id=c.order_id,
+        qualifying_points=c.points if c.qualifying else 0,
+        details=c.details,
+    )
 
 
 def _claw_back(
@@ -1381,24 +1453,18 @@ def _credit(
     details: dict | None = None,
 ) -> LoyaltyTransaction:
     """Points into the member's account as a lot expiring by the programme's rule."""
-    expires_at = _expiry(config, earned_at)
-    return _post(
-        session,
-        key=key,
-        request=_credit_request(kind, member.id, points, order_id, memo),
-        kind=kind,
+    credit = _Credit(
         member=member,
+        kind=kind,
+        key=key,
         points=points,
-        direction=1,
-        legs=[(LoyaltyAccountKind.issued, -points, True, expires_at)],
-        member_legs=[(points, True, expires_at)],
         memo=memo,
-        by=by,
-        config_version_id=version_id,
+        expires_at=_expiry(config, earned_at),
         order_id=order_id,
-        qualifying_points=points if qualifying else 0,
+        qualifying=qualifying,
         details=details or {},
     )
+    return _post_credit(session, credit, version_id=version_id, by=by)
 
 
 def _post_expiry(
@@ -1628,11 +1694,14 @@ def _now() -> datetime:
     return _replay_clock.get() or datetime.now(UTC)
 
 
-def _unused_card_number(session: Session, prefix: str) -> str:
-    while True:  # 10^11 numbers per prefix: a clash is rare, and the unique index backs this up
-        number = cards.new_card_number(prefix)
-        if not repository.card_taken(session, number):
-            return number
+def _new_card_numbers(session: Session, prefix: str, count: int, *, exclude: set[str]) -> list[str]:
+    """`count` unused card numbers: 10^11 per prefix, so a clash is rare; checked against the
+    members in one query per round, and the unique index backs this up."""
+    out: set[str] = set()
+    while len(out) < count:
+        fresh = {cards.new_card_number(prefix) for _ in range(count - len(out))} - exclude - out
+        out |= fresh - repository.taken_cards(session, sorted(fresh))
+    return sorted(out)
 
 
 def _unused_voucher_code(session: Session) -> str:
