@@ -154,17 +154,16 @@ def build_programme(engine: Engine, *, seed: int = 42, end: datetime | None = No
         # Each month's earnings and redemptions are dated at its last second (now, for this month).
         at = min(_add_months(launch, index + 1) - timedelta(seconds=1), now)
         work = months.get(index, {"enrol": [], "orders": []})
-        with session_scope(engine) as session:
-            with service.replaying(at):
-                joining = [service.Enrolment(c, enrolled_at=joined) for joined, c in sorted(work["enrol"])]
-                member_ids += [m.id for m in service.enrol_many(session, enrolments=joining, via="demo")]
-                ids = sorted(work["orders"])
-                for start in range(0, len(ids), SYNC_CHUNK):
-                    result = service.sync_orders(session, order_ids=ids[start : start + SYNC_CHUNK], by="patron demo")
-                    summary.points_earned += result.earned
-                summary.orders_synced += len(ids)
-                _redeem_some(session, service, rng, member_ids, reward_ids, at, summary)
-                summary.points_expired += service.run_jobs(session, now=at).expired.points
+        with session_scope(engine) as session, service.replaying(at):
+            joining = [service.Enrolment(c, enrolled_at=joined) for joined, c in sorted(work["enrol"])]
+            member_ids += [m.id for m in service.enrol_many(session, enrolments=joining, via="demo")]
+            ids = sorted(work["orders"])
+            for start in range(0, len(ids), SYNC_CHUNK):
+                result = service.sync_orders(session, order_ids=ids[start : start + SYNC_CHUNK], by="patron demo")
+                summary.points_earned += result.earned
+            summary.orders_synced += len(ids)
+            _redeem_some(session, service, rng, member_ids, reward_ids, at, summary)
+            summary.points_expired += service.run_jobs(session, now=at).expired.points
     with session_scope(engine) as session:
         summary.points_expired += service.run_jobs(session, now=now).expired.points
     summary.members = len(member_ids)
