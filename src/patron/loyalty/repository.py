@@ -204,13 +204,6 @@ def add_to_balances(session: Session, deltas: dict[int, int]) -> None:
         )
 
 
-def transactions_by_ids(session: Session, ids: Sequence[int]) -> Sequence[LoyaltyTransaction]:
-    out: list[LoyaltyTransaction] = []
-    for start in range(0, len(ids), 1000):
-        out += session.scalars(select(LoyaltyTransaction).where(LoyaltyTransaction.id.in_(ids[start : start + 1000])))
-    return out
-
-
 def get_transaction(session: Session, transaction_id: int) -> LoyaltyTransaction | None:
     return session.get(LoyaltyTransaction, transaction_id)
 

@@ -733,12 +733,14 @@ def sync_orders(session: Session, *, order_ids: Sequence[int], by: str = "orders
         points, how = points_for_order(config, order, config.tier(member.tier).earn_multiplier)
         if points > 0:
             new.append((member, order, points, how))
-    for order_id, tx in _post_earnings(session, config, version_id, new, by=by).items():
-        posted.setdefault(order_id, []).append(tx)
-        result.earned += tx.points
-        result.transactions.append(tx.id)
-    for order in points_orders:
-        if order.refunds or order.status == OrderStatus.cancelled:
+    result.transactions += _post_earnings(session, config, version_id, new, by=by)
+    result.earned += sum(points for _, _, points, _ in new)
+    returned = [o for o in points_orders if o.refunds or o.status == OrderStatus.cancelled]
+    if returned:
+        posted = {}
+        for tx in repository.order_transactions(session, [o.id for o in returned]):
+            posted.setdefault(tx.order_id, []).append(tx)
+        for order in returned:
             _claw_back(session, version_id, members[order.customer_id], order, posted.get(order.id, []), result, by=by)
     if result.earned:
         earners = {member.id: member for member, _, _, _ in new}
@@ -798,7 +800,7 @@ def _post_earnings(
     new: list[tuple[LoyaltyMember, PointsOrder, int, dict]],
     *,
     by: str,
-) -> dict[int, LoyaltyTransaction]:
+) -> list[int]:
     """Post each order's points ("order:{id}:earn") together; see _post_credits."""
     credits = [
         _Credit(
@@ -814,7 +816,7 @@ def _post_earnings(
         )
         for member, order, points, how in new
     ]
-    return {tx.order_id: tx for tx in _post_credits(session, credits, version_id=version_id, by=by)}
+    return _post_credits(session, credits, version_id=version_id, by=by)
 
 
 @dataclass
@@ -836,11 +838,11 @@ class _Credit:
         return _credit_request(self.kind, self.member.id, self.points, self.order_id, self.memo)
 
 
-def _post_credits(
-    session: Session, credits: list[_Credit], *, version_id: int | None, by: str
-) -> list[LoyaltyTransaction]:
+def _post_credits(session: Session, credits: list[_Credit], *, version_id: int | None, by: str) -> list[int]:
     """Post many credits with a few statements: the transactions, their entries, and one
-    balance update per member (credits cannot take a balance below zero). If one of the
+    balance update per member (credits cannot take a balance below zero); their ids, in
+    order (transactions are not loaded back: at import sizes that cost as much as writing
+    them). If one of the
     keys was taken meanwhile (a concurrent sync of the same orders), the unique index
     refuses the set and each credit is posted on its own, replaying that one."""
     if not credits:
@@ -888,9 +890,8 @@ def _post_credits(
                 deltas[c.member.account_id] = deltas.get(c.member.account_id, 0) + c.points
             repository.add_to_balances(session, deltas)
     except IntegrityError:
-        return [_post_credit(session, c, version_id=version_id, by=by) for c in credits]
-    by_id = {tx.id: tx for tx in repository.transactions_by_ids(session, ids)}
-    return [by_id[i] for i in ids]
+        return [_post_credit(session, c, version_id=version_id, by=by).id for c in credits]
+    return ids
 
 
 def _post_credit(session: Session, c: _Credit, *, version_id: int | None, by: str) -> LoyaltyTransaction:
@@ -1091,6 +1092,7 @@ def _upgrade(session: Session, config: ProgrammeConfig, members: list[LoyaltyMem
         target = config.tier_for(values[member.id])
         if config.tier_rank(target.name) > config.tier_rank(member.tier):
             _set_tier(session, config, member, target.name, "upgrade", values[member.id], now)
+    session.flush()  # once for all: the tier changes go in as one batch
 
 
 def _retier(
@@ -1153,7 +1155,6 @@ def _set_tier(
     member.tier = tier
     member.tier_since = now
     member.tier_review_at = _add_months(now, config.tiers.window_months)
-    session.flush()
 
 
 def _qualifying_values(
