@@ -448,6 +448,10 @@ def test_parquet_wanted_columns(tmp_path):
         ("a.txt", "1 2\n", "whitespace"),
         ("export", '  {"x": 1}\n', "jsonl"),
         ("export", "x;y\n", "csv"),
+        # A CSV whose first field starts with "{" (hypothesis found one read as JSON Lines).
+        ("a.csv", "{,\n", "csv"),
+        ("export", "{,x\n", "csv"),
+        ("export", '{"x": 1}', "jsonl"),
     ],
 )
 def test_detect_format(tmp_path, name, content, expected):

@@ -81,3 +81,12 @@ def test_duplicates_within_the_file_and_files_without_a_key_column(session):
 def test_a_file_the_csv_reader_cannot_read_is_refused_with_a_message(session):
     with pytest.raises(InvalidInput, match="cannot be read as CSV: field larger than field limit"):
         member_import.import_members(session, text="customer_id\n" + "9" * 200_000 + "\n", by="test")
+
+
+def test_stray_carriage_returns_and_quotes_give_row_errors_not_a_crash(session):
+    # The OpenAPI fuzz sent this: csv.Error from the header, a 500, until lines were left to the csv module.
+    with pytest.raises(InvalidInput) as caught:
+        member_import.import_members(session, text='customer_id\r"', by="test")
+    assert caught.value.detail["errors"] == [
+        {"row": 2, "column": "customer_id", "value": "", "reason": "no customer_id, email or external_id"}
+    ]

@@ -98,17 +98,37 @@ def open_binary(path: Path, tracker: list | None = None) -> IO[bytes]:
 
 
 def detect_format(path: Path) -> FileFormat:
-    """Guess the layout from the name (ignoring .gz), then from the first bytes."""
+    """Guess the layout from the name (ignoring .gz), then from the first bytes.
+
+    A file named .csv or .tsv is CSV whatever it starts with (a first field of "{" made a
+    CSV look like JSON Lines); otherwise JSON Lines is recognised by a first line that is
+    a JSON object.
+    """
     name = path.name.lower().removesuffix(".gz").removesuffix(".gzip")
-    for suffix, fmt in ((".parquet", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".txt", "whitespace")):
+    suffixes = (
+        (".parquet", "parquet"),
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".txt", "whitespace"),
+        (".csv", "csv"),
+        (".tsv", "csv"),
+    )
+    for suffix, fmt in suffixes:
         if name.endswith(suffix):
             return fmt  # type: ignore[return-value]
     with open_binary(path) as f:
         head = f.read(4096)
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
-    if head.lstrip().startswith(b"{"):
-        return "jsonl"
+    first, newline, _ = head.lstrip().partition(b"\n")
+    if first.startswith(b"{"):
+        if not newline and len(head) == 4096:
+            return "jsonl"  # a first line longer than what was read: too long for a CSV header
+        try:
+            if isinstance(json.loads(first), dict):
+                return "jsonl"
+        except ValueError:
+            pass
     return "csv"
 
 

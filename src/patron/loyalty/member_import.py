@@ -57,8 +57,12 @@ def import_members(session: Session, *, text: str, by: str, dry_run: bool = Fals
     """Check the whole file, then enrol every row (or, with dry_run, only check)."""
     if "\x00" in text:
         raise InvalidInput("the file contains NUL characters; is it a CSV text file?", detail={"field": "file"})
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
+    # newline="": the csv module reads line ends itself (a bare \r inside a file is data).
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None
     if not {"customer_id", "email", "external_id"} & set(columns):
         raise InvalidInput(
             "the file needs a header with a customer_id, email or source + external_id column",

@@ -270,8 +270,12 @@ def import_static_csv(session: Session, segment_id: int, *, text: str, replace: 
     """Members from a CSV with a customer_id or an email column; any bad row refuses the file, naming each."""
     if "\x00" in text:
         raise InvalidInput("the CSV contains NUL characters; is it a text file?", detail={"field": "file"})
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+    # newline="": the csv module reads line ends itself (a bare \r inside a file is data).
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None
     if "customer_id" not in columns and "email" not in columns:
         raise InvalidInput(
             "the CSV needs a header with a customer_id or an email column", detail={"field": "file", "columns": columns}
