@@ -125,7 +125,7 @@ def build_programme(engine: Engine, *, seed: int = 42, end: datetime | None = No
     started = time.perf_counter()
     now = end or datetime.now(UTC)
     # The first day of the month LAUNCH_MONTHS ago: the replay goes by calendar months.
-    launch = _add_months(datetime(now.year, now.month, 1, tzinfo=UTC), -LAUNCH_MONTHS)
+    launch = service.add_months(datetime(now.year, now.month, 1, tzinfo=UTC), -LAUNCH_MONTHS)
     rng = random.Random(seed)
     summary = LoyaltySummary()
 
@@ -152,7 +152,7 @@ def build_programme(engine: Engine, *, seed: int = 42, end: datetime | None = No
     member_ids: list[int] = []
     for index in range(LAUNCH_MONTHS + 1):
         # Each month's earnings and redemptions are dated at its last second (now, for this month).
-        at = min(_add_months(launch, index + 1) - timedelta(seconds=1), now)
+        at = min(service.add_months(launch, index + 1) - timedelta(seconds=1), now)
         work = months.get(index, {"enrol": [], "orders": []})
         with session_scope(engine) as session, service.replaying(at):
             joining = [service.Enrolment(c, enrolled_at=joined) for joined, c in sorted(work["enrol"])]
@@ -180,12 +180,6 @@ def _orders_since(session, orders, since: datetime) -> list[tuple[int, int, date
             return out
         out += orders.order_customers(session, order_ids=ids)
         after = ids[-1]
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    month0 = moment.month - 1 + months
-    year, month = moment.year + month0 // 12, month0 % 12 + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, 28))
 
 
 def _month_index(launch: datetime, moment: datetime) -> int:

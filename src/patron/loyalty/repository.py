@@ -241,15 +241,6 @@ def drifting_balances(session: Session) -> list[tuple[int, int, int]]:
     return [(a, int(b), int(s)) for a, b, s in rows]
 
 
-def account_sums(session: Session) -> dict[LoyaltyAccountKind, int]:
-    rows = session.execute(
-        select(_accounts.c.kind, func.coalesce(func.sum(_entries.c.amount), 0))
-        .select_from(_accounts.join(_entries, _entries.c.account_id == _accounts.c.id))
-        .group_by(_accounts.c.kind)
-    )
-    return {LoyaltyAccountKind(k): int(n) for k, n in rows}
-
-
 def statement_rows(
     session: Session, account_id: int, *, before: int | None, limit: int
 ) -> list[tuple[LoyaltyTransaction, int]]:
@@ -396,15 +387,6 @@ def members_with_birthday(session: Session, month: int, day: int) -> list[tuple[
 
 def add_tier_change(session: Session, **values: Any) -> None:
     session.add(LoyaltyTierChange(**values))
-
-
-def tier_changes(session: Session, member_id: int, limit: int = 20) -> Sequence[LoyaltyTierChange]:
-    return session.scalars(
-        select(LoyaltyTierChange)
-        .where(LoyaltyTierChange.member_id == member_id)
-        .order_by(LoyaltyTierChange.id.desc())
-        .limit(limit)
-    ).all()
 
 
 # --- rewards and vouchers -------------------------------------------------------------------
@@ -554,16 +536,6 @@ def member_count(session: Session) -> int:
     return int(
         session.execute(
             select(func.count()).select_from(LoyaltyMember).where(LoyaltyMember.status == MemberStatus.active)
-        ).scalar_one()
-    )
-
-
-def issued_vouchers_value(session: Session, now: datetime) -> int:
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(LoyaltyVoucher)
-            .where(LoyaltyVoucher.status == VoucherStatus.issued, LoyaltyVoucher.expires_at > now)
         ).scalar_one()
     )
 

@@ -172,7 +172,7 @@ def enrol_many(session: Session, *, enrolments: Sequence[Enrolment], via: str, b
                 "enrolled_via": via,
                 "tier": tier.name,
                 "tier_since": at,
-                "tier_review_at": _add_months(at, config.tiers.window_months),
+                "tier_review_at": add_months(at, config.tiers.window_months),
             }
         )
     try:
@@ -340,19 +340,8 @@ def summary(session: Session, *, member_id: int, now: datetime | None = None) ->
 
 
 def expiring(session: Session, *, member: LoyaltyMember, until: datetime) -> list[tuple[datetime, int]]:
-    """(expiry date, points) that will lapse by `until` unless spent: the soonest-expiring
-    points are spent first, so spending is taken off the earliest lots."""
-    remaining = repository.spent(session, member.account_id)
-    out = []
-    for expires_at, points in repository.lots(session, member.account_id):
-        used = min(remaining, points) if points > 0 else points
-        remaining -= used
-        left = points - used
-        if expires_at is None or expires_at > until:
-            break
-        if left > 0:
-            out.append((expires_at, left))
-    return out
+    """(expiry date, points) that will lapse by `until` unless spent."""
+    return [(exp, left) for exp, left in _open_lots(session, member) if exp is not None and exp <= until]
 
 
 # --- the ledger ------------------------------------------------------------------------------
@@ -1154,14 +1143,14 @@ def _set_tier(
     )
     member.tier = tier
     member.tier_since = now
-    member.tier_review_at = _add_months(now, config.tiers.window_months)
+    member.tier_review_at = add_months(now, config.tiers.window_months)
 
 
 def _qualifying_values(
     session: Session, config: ProgrammeConfig, members: Sequence[LoyaltyMember], now: datetime
 ) -> dict[int, Decimal]:
     """Each member's points earned (or money spent) in the tier window ending `now`."""
-    since = _add_months(now, -config.tiers.window_months)
+    since = add_months(now, -config.tiers.window_months)
     ids = [m.id for m in members]
     out = dict.fromkeys(ids, Decimal(0))
     if not ids:
@@ -1181,9 +1170,9 @@ def _qualifying_values(
 
 
 def _next_review(previous: datetime, now: datetime, months: int) -> datetime:
-    nxt = _add_months(previous, months)
+    nxt = add_months(previous, months)
     while nxt <= now:
-        nxt = _add_months(nxt, months)
+        nxt = add_months(nxt, months)
     return nxt
 
 
@@ -1383,7 +1372,7 @@ class ProgrammeReport:
 def report(session: Session, *, months: int = 12, now: datetime | None = None) -> ProgrammeReport:
     """Outstanding points and their money value, monthly movements, breakage, tiers, top earners."""
     now = now or _now()
-    since = _add_months(datetime(now.year, now.month, 1, tzinfo=UTC), -(months - 1))
+    since = add_months(datetime(now.year, now.month, 1, tzinfo=UTC), -(months - 1))
     _, config = current_config(session)
     outstanding = repository.outstanding_points(session)
     buckets = {
@@ -1401,7 +1390,7 @@ def report(session: Session, *, months: int = 12, now: datetime | None = None) -
     cursor = since
     while cursor <= now:
         by_month[f"{cursor:%Y-%m}"] = dict.fromkeys(sorted(set(buckets.values())), 0)
-        cursor = _add_months(cursor, 1)
+        cursor = add_months(cursor, 1)
     for month, kind, signed in repository.movements_by_month(session, since):
         bucket = buckets[Kind(kind)]
         row = by_month.setdefault(month, dict.fromkeys(sorted(set(buckets.values())), 0))
@@ -1659,13 +1648,13 @@ def _positive(points: int) -> None:
 def _expiry(config: ProgrammeConfig, earned_at: datetime) -> datetime | None:
     expiry = config.expiry
     if expiry.policy == ExpiryPolicy.rolling:
-        return _add_months(earned_at, expiry.months or 0)
+        return add_months(earned_at, expiry.months or 0)
     if expiry.policy == ExpiryPolicy.fixed:
         return datetime.combine(expiry.fixed_date + timedelta(days=1), time.min, tzinfo=UTC)
     return None
 
 
-def _add_months(moment: datetime, months: int) -> datetime:
+def add_months(moment: datetime, months: int) -> datetime:
     """The same day and time `months` later (or earlier); the 31st becomes the month's last day."""
     month0 = moment.month - 1 + months
     year, month = moment.year + month0 // 12, month0 % 12 + 1
@@ -1710,11 +1699,6 @@ def _unused_voucher_code(session: Session) -> str:
         code = cards.new_voucher_code()
         if not repository.voucher_code_taken(session, code):
             return code
-
-
-def members_of_customers(session: Session, *, customer_ids: Iterable[int]) -> dict[int, LoyaltyMember]:
-    """Active members by customer id (for the customer pages and segments)."""
-    return repository.active_members_of(session, sorted(set(customer_ids)))
 
 
 # --- for the web pages -----------------------------------------------------------------------
