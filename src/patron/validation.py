@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from decimal import Decimal
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
-from patron.errors import ValidationFailed
+from patron.errors import InvalidInput, ValidationFailed
 
 
 class FieldError(ValueError):
@@ -173,3 +175,20 @@ class InputModel(BaseModel):
         if (path := find_nul(data)) is not None:
             raise FieldError(path, NUL_MESSAGE)
         return data
+
+
+def read_csv_text(text: str) -> tuple[list[str], list[tuple[int, dict[str | None, Any]]]]:
+    """A small uploaded CSV (a list of customers, a member file): its header's column names,
+    stripped and lower-cased, and (row number, row) for each row, numbered as in the file
+    (the header is row 1). A row with more fields than the header keeps them under None.
+
+    Line ends are left to the csv module (a bare carriage return inside a file is data, not
+    a crash), and a file it cannot read at all is refused with InvalidInput.
+    """
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
+        reader.fieldnames = columns
+        return columns, list(enumerate(reader, start=2))
+    except csv.Error as exc:  # a field past the module's size limit, say
+        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None

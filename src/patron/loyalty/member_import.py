@@ -18,8 +18,6 @@ a few set-based statements (service.enrol_many).
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -28,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from patron.errors import InvalidInput
 from patron.loyalty import cards, repository, service
-from patron.validation import MAX_ID
+from patron.validation import MAX_ID, read_csv_text
 
 MAX_ROWS = 500_000
 MAX_OPENING_POINTS = 10_000_000
@@ -57,26 +55,16 @@ def import_members(session: Session, *, text: str, by: str, dry_run: bool = Fals
     """Check the whole file, then enrol every row (or, with dry_run, only check)."""
     if "\x00" in text:
         raise InvalidInput("the file contains NUL characters; is it a CSV text file?", detail={"field": "file"})
-    # newline="": the csv module reads line ends itself (a bare \r inside a file is data).
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    try:
-        columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
-    except csv.Error as exc:
-        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None
+    columns, raw_rows = read_csv_text(text)
     if not {"customer_id", "email", "external_id"} & set(columns):
         raise InvalidInput(
             "the file needs a header with a customer_id, email or source + external_id column",
             detail={"field": "file", "columns": columns},
         )
-    reader.fieldnames = columns
     _, config = service.current_config(session)
     tiers = {t.name.casefold(): t.name for t in config.tiers.levels}
     errors: list[dict[str, Any]] = []
     rows: list[_Row] = []
-    try:
-        raw_rows = list(enumerate(reader, start=2))
-    except csv.Error as exc:  # a field past the csv module's limit, say: not a member file
-        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None
     for number, raw in raw_rows:
         if number > MAX_ROWS + 1:
             raise InvalidInput(f"a member import takes at most {MAX_ROWS:,} rows", detail={"field": "file"})

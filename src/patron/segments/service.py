@@ -24,6 +24,7 @@ from patron.models import Customer, Segment
 from patron.models.enums import SegmentKind
 from patron.pagination import Page, paginate
 from patron.segments import repository, rules
+from patron.validation import read_csv_text
 
 SAMPLE_SIZE = 10
 MAX_STATIC_IMPORT = 1_000_000
@@ -270,24 +271,14 @@ def import_static_csv(session: Session, segment_id: int, *, text: str, replace: 
     """Members from a CSV with a customer_id or an email column; any bad row refuses the file, naming each."""
     if "\x00" in text:
         raise InvalidInput("the CSV contains NUL characters; is it a text file?", detail={"field": "file"})
-    # newline="": the csv module reads line ends itself (a bare \r inside a file is data).
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    try:
-        columns = [c.strip().lower() for c in (reader.fieldnames or [])]
-    except csv.Error as exc:
-        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None
+    columns, rows = read_csv_text(text)
     if "customer_id" not in columns and "email" not in columns:
         raise InvalidInput(
             "the CSV needs a header with a customer_id or an email column", detail={"field": "file", "columns": columns}
         )
-    reader.fieldnames = columns
     by_id: list[tuple[int, int]] = []
     by_email: list[tuple[int, str]] = []
     errors: list[dict[str, Any]] = []
-    try:
-        rows = list(enumerate(reader, start=2))
-    except csv.Error as exc:  # a field past the csv module's limit, say
-        raise InvalidInput(f"the file cannot be read as CSV: {exc}", detail={"field": "file"}) from None
     for row_no, row in rows:
         raw_id = (row.get("customer_id") or "").strip()
         email = (row.get("email") or "").strip().lower()
