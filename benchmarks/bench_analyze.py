@@ -302,7 +302,8 @@ def summaries_for_models(engine) -> dict[str, np.ndarray]:
     """(frequency, recency, T, monetary_value) of every buyer, read as analyze() reads them."""
     from patron.analytics.reader import read_inputs
 
-    df = read_inputs(engine, as_of=AS_OF, holdout_days=0, cost_margin=False).summaries
+    with read_inputs(engine, as_of=AS_OF, holdout_days=0, cost_margin=False, insights=False) as inputs:
+        df = inputs.summaries
     df = df.filter(pl.col("first_purchase").is_not_null())
     return {
         "frequency": df["frequency"].to_numpy().astype(float),

@@ -53,8 +53,8 @@ def summaries(engine, *, as_of: date, calibration_end: date | None = None) -> pl
     process would break the locks (and the mapped -shm file) of the engine's connections.
     """
     holdout = (as_of - calibration_end).days if calibration_end else 0
-    inputs = read_inputs(engine, as_of=as_of, holdout_days=holdout, cost_margin=False)
-    return inputs.calibration if calibration_end else inputs.summaries.filter(pl.col("first_purchase").is_not_null())
+    with read_inputs(engine, as_of=as_of, holdout_days=holdout, cost_margin=False, insights=False) as inputs:
+        return inputs.calibration if calibration_end else inputs.summaries.filter(pl.col("first_purchase").is_not_null())
 
 
 def rfm_columns(frame: pl.DataFrame):

@@ -1,8 +1,11 @@
 """What one analysis run reads from the operational database, through DuckDB, before it writes.
 
-All reads happen first: customer summaries, the orders dated after as_of, the products'
-cost margin when asked for, the calibration summaries and daily transactions of the
-holdout check, and the purchase insights. Then analyze() fits, scores and writes.
+The reads come in two parts. First the customer summaries, the orders dated after
+as_of, the products' cost margin when asked for, and the calibration summaries and
+daily transactions of the holdout check: analyze() needs them to fit and score. The
+purchase insights, the slowest query, go on meanwhile (in a thread, or in the child
+process below) and are only waited for when the run writes them, so the query runs
+while the models are fitted and the scores written instead of before.
 
 SQLite is read in a child process. DuckDB's SQLite scanner links its own copy of SQLite,
 and POSIX file locks belong to a process, not to a connection: when the scanner closes
@@ -19,8 +22,10 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,7 +40,7 @@ Progress = Callable[[str], None]
 # DuckDB's working memory for one run (the copied tables and the queries): 1M customers
 # and 3M orders stay within it; more spills to a temporary folder.
 DUCKDB_MEMORY_LIMIT = "1GB"
-_FRAMES = ("summaries", "calibration", "daily", "insights")
+_FRAMES = ("summaries", "calibration", "daily")
 
 
 class ReaderFailed(PatronError):
@@ -46,10 +51,9 @@ class ReaderFailed(PatronError):
 
 @dataclass
 class RunInputs:
-    """Everything a run needs from the operational data."""
+    """Everything a run needs from the operational data; close() it (or use `with`) when done."""
 
     summaries: pl.DataFrame
-    insights: pl.DataFrame  # customers with orders in the insights' window only
     orders_after: int  # orders (not cancelled) dated after as_of, left out
     cost_margin: float | None  # 1 - cost/revenue of the last year's lines with unit costs (when asked for)
     holdout_days: int | None  # the holdout check's length, or None (see holdout_note)
@@ -58,6 +62,24 @@ class RunInputs:
     calibration: pl.DataFrame | None  # customer_summaries up to calibration_end, buyers only
     daily: pl.DataFrame | None  # daily_transactions from the first purchase day to as_of
     timings: dict[str, float] = field(default_factory=dict)
+    pending_insights: Future | None = None  # None when the insights were not asked for
+    stop: Callable[[], None] = lambda: None  # ends the insights query if it still runs
+
+    def insights(self) -> pl.DataFrame:
+        """The purchase insights of customers with orders in the insights' window (waits for the query)."""
+        if self.pending_insights is None:
+            raise RuntimeError("read_inputs was called with insights=False")
+        return self.pending_insights.result()
+
+    def close(self) -> None:
+        """Stop the insights query if nobody waited for it, and free what it holds; safe to call again."""
+        self.stop()
+
+    def __enter__(self) -> RunInputs:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def read_inputs(
@@ -66,10 +88,15 @@ def read_inputs(
     as_of: date,
     holdout_days: int | None,
     cost_margin: bool,
+    insights: bool = True,
     progress: Progress | None = None,
 ) -> RunInputs:
-    """Read a run's inputs from the database behind `engine` (in a child process for SQLite)."""
-    options = {"as_of": as_of, "holdout_days": holdout_days, "cost_margin": cost_margin}
+    """Read a run's inputs from the database behind `engine` (in a child process for SQLite).
+
+    Returns once the summaries are read; with insights=True the purchase insights are
+    still being read, and RunInputs.insights() waits for them.
+    """
+    options = {"as_of": as_of, "holdout_days": holdout_days, "cost_margin": cost_margin, "insights": insights}
     progress = progress or (lambda step: None)
     if engine.dialect.name == "sqlite":
         return _read_in_child(engine, **options, progress=progress)
@@ -77,9 +104,16 @@ def read_inputs(
 
 
 def read_here(
-    engine: Engine, *, as_of: date, holdout_days: int | None, cost_margin: bool, progress: Progress
+    engine: Engine,
+    *,
+    as_of: date,
+    holdout_days: int | None,
+    cost_margin: bool,
+    insights: bool,
+    progress: Progress,
+    scratch: str | None = None,
 ) -> RunInputs:
-    """read_inputs in this process."""
+    """read_inputs in this process (the insights in a thread of it); DuckDB spills into a folder under scratch."""
     from patron.analytics import repository, snapshot, validation
     from patron.analytics.engine import duckdb_connection
     from patron.analytics.queries import customer_summaries, daily_transactions, purchase_insights
@@ -93,40 +127,41 @@ def read_here(
         timings[name] = round(timings.get(name, 0.0) + now - clock, 3)
         clock = now
 
-    with tempfile.TemporaryDirectory(prefix="patron-analyze-") as spill:
-        conn = duckdb_connection(engine)
-        try:
-            # DuckDB would cache up to 80% of the machine's memory; past the limit it spills
-            # to a private folder (not the working directory, its default).
-            conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-            conn.execute(f"SET temp_directory = '{spill}'")
-            progress("summaries")
-            snapshot.materialize(conn, extra_sql=repository.DUCKDB_QUERIES)
-            lap("snapshot")
-            summaries = customer_summaries(conn, as_of=as_of, unit="days")
-            orders_after = repository.orders_after(conn, as_of=as_of)
-            margin = repository.cost_margin(conn, as_of=as_of) if cost_margin else None
-            lap("summaries")
-            first_day = summaries["first_purchase"].min()
-            days, note = validation.choose_holdout(first_day, as_of, holdout_days)
-            calibration_end = calibration = daily = None
-            if days is not None:
-                progress("validation")
-                calibration_end = as_of - timedelta(days=days)
-                calibration = customer_summaries(
-                    conn, as_of=as_of, calibration_end=calibration_end, unit="days"
-                ).filter(pl.col("first_purchase").is_not_null())
-                daily = daily_transactions(conn, start=first_day, end=as_of, unit="days")
-                lap("validation_queries")
-            progress("insights")
-            # Only customers who bought in the insights' window have something to say.
-            insights = purchase_insights(conn, as_of=as_of).filter(pl.col("n_orders") > 0)
-            lap("insights_query")
-        finally:
-            conn.close()
-    return RunInputs(
+    spill = tempfile.TemporaryDirectory(prefix="patron-analyze-", dir=scratch)
+    conn = duckdb_connection(engine)
+
+    def release() -> None:
+        conn.close()
+        spill.cleanup()
+
+    try:
+        # DuckDB would cache up to 80% of the machine's memory; past the limit it spills
+        # to a private folder (not the working directory, its default).
+        conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        conn.execute(f"SET temp_directory = '{spill.name}'")
+        progress("summaries")
+        snapshot.materialize(conn, extra_sql=repository.DUCKDB_QUERIES)
+        lap("snapshot")
+        summaries = customer_summaries(conn, as_of=as_of, unit="days")
+        orders_after = repository.orders_after(conn, as_of=as_of)
+        margin = repository.cost_margin(conn, as_of=as_of) if cost_margin else None
+        lap("summaries")
+        first_day = summaries["first_purchase"].min()
+        days, note = validation.choose_holdout(first_day, as_of, holdout_days)
+        calibration_end = calibration = daily = None
+        if days is not None:
+            progress("validation")
+            calibration_end = as_of - timedelta(days=days)
+            calibration = customer_summaries(conn, as_of=as_of, calibration_end=calibration_end, unit="days").filter(
+                pl.col("first_purchase").is_not_null()
+            )
+            daily = daily_transactions(conn, start=first_day, end=as_of, unit="days")
+            lap("validation_queries")
+    except BaseException:
+        release()
+        raise
+    inputs = RunInputs(
         summaries=summaries,
-        insights=insights,
         orders_after=orders_after,
         cost_margin=margin,
         holdout_days=days,
@@ -136,58 +171,109 @@ def read_here(
         daily=daily,
         timings=timings,
     )
+    if not insights:
+        release()
+        return inputs
+    pending: Future = Future()
+
+    def query() -> None:
+        started = time.perf_counter()
+        try:
+            # Only customers who bought in the insights' window have something to say.
+            frame = purchase_insights(conn, as_of=as_of).filter(pl.col("n_orders") > 0)
+        except BaseException as exc:
+            pending.set_exception(exc)
+        else:
+            timings["insights_query"] = round(time.perf_counter() - started, 3)
+            pending.set_result(frame)
+        finally:
+            release()
+
+    worker = threading.Thread(target=query, name="patron-analytics-insights", daemon=True)
+    worker.start()
+
+    def stop() -> None:
+        if not pending.done():
+            conn.interrupt()
+        worker.join()
+
+    inputs.pending_insights, inputs.stop = pending, stop
+    return inputs
 
 
 # --------------------------------------------------------------------------- the child process
 
 
+class _Child:
+    """The reader process: its messages on stdout, its stderr in a file, its frames in a folder."""
+
+    def __init__(self, request: dict[str, Any]):
+        self.folder = tempfile.TemporaryDirectory(prefix="patron-analyze-read-")
+        # stderr to a file: a pipe nobody reads while stdout is being read could fill and stall the child.
+        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "patron.analytics.reader"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+        )
+        self._closed = threading.Lock()
+        self.process.stdin.write(json.dumps({**request, "folder": self.folder.name}))
+        self.process.stdin.close()
+
+    def next_message(self, progress: Progress | None = None) -> tuple[str, dict[str, Any]]:
+        """The next result message (kind, payload), passing progress steps on; raises on error or exit."""
+        for line in self.process.stdout:
+            kind, _, payload = line.rstrip("\n").partition(" ")
+            if kind == "step":
+                if progress is not None:
+                    progress(payload)
+                continue
+            message = json.loads(payload)
+            if kind == "error":
+                raise PatronError(message["message"], detail=message.get("detail"), status=message["status"])
+            return kind, message
+        self.process.wait()
+        self.errors.seek(0)
+        tail = "\n".join(self.errors.read().strip().splitlines()[-5:])
+        raise ReaderFailed(f"reading the database failed (exit status {self.process.returncode}): {tail}")
+
+    def frame(self, name: str) -> pl.DataFrame:
+        # Read into memory (not memory-mapped): the folder is deleted by close().
+        return pl.read_ipc((Path(self.folder.name) / f"{name}.arrow").read_bytes())
+
+    def close(self) -> None:
+        """End the process if it still runs and remove its files; safe to call again and from any thread."""
+        with self._closed:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+            self.process.stdout.close()
+            self.errors.close()
+            self.folder.cleanup()
+
+
 def _read_in_child(
-    engine: Engine, *, as_of: date, holdout_days: int | None, cost_margin: bool, progress: Progress
+    engine: Engine, *, as_of: date, holdout_days: int | None, cost_margin: bool, insights: bool, progress: Progress
 ) -> RunInputs:
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="patron-analyze-read-") as folder:
-        request = {
-            "url": engine.url.render_as_string(hide_password=False),
-            "as_of": as_of.isoformat(),
-            "holdout_days": holdout_days,
-            "cost_margin": cost_margin,
-            "folder": folder,
-        }
-        # stderr to a file: a pipe nobody reads while stdout is being read could fill and stall the child.
-        with tempfile.TemporaryFile(mode="w+") as errors:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "patron.analytics.reader"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                text=True,
-            )
-            child.stdin.write(json.dumps(request))
-            child.stdin.close()
-            outcome: dict[str, Any] | None = None
-            for line in child.stdout:
-                kind, _, payload = line.rstrip("\n").partition(" ")
-                if kind == "step":
-                    progress(payload)
-                elif kind in ("done", "error"):
-                    outcome = {"kind": kind, **json.loads(payload)}
-            child.wait()
-            errors.seek(0)
-            stderr = errors.read()
-        if outcome is None or outcome["kind"] != "done":
-            if outcome is not None:
-                raise PatronError(outcome["message"], detail=outcome.get("detail"), status=outcome["status"])
-            tail = "\n".join(stderr.strip().splitlines()[-5:])
-            raise ReaderFailed(f"reading the database failed (exit status {child.returncode}): {tail}")
-        frames = {
-            # Read into memory (not memory-mapped): the folder is deleted when this block ends.
-            name: pl.read_ipc((Path(folder) / f"{name}.arrow").read_bytes()) if name in outcome["frames"] else None
-            for name in _FRAMES
-        }
-    timings = {**outcome["timings"], "reader_process": round(time.perf_counter() - started, 3)}
-    return RunInputs(
+    request = {
+        "url": engine.url.render_as_string(hide_password=False),
+        "as_of": as_of.isoformat(),
+        "holdout_days": holdout_days,
+        "cost_margin": cost_margin,
+        "insights": insights,
+    }
+    child = _Child(request)
+    try:
+        _, outcome = child.next_message(progress)
+        frames = {name: child.frame(name) if name in outcome["frames"] else None for name in _FRAMES}
+    except BaseException:
+        child.close()
+        raise
+    inputs = RunInputs(
         summaries=frames["summaries"],
-        insights=frames["insights"],
         orders_after=outcome["orders_after"],
         cost_margin=outcome["cost_margin"],
         holdout_days=outcome["holdout_days"],
@@ -195,8 +281,32 @@ def _read_in_child(
         calibration_end=date.fromisoformat(outcome["calibration_end"]) if outcome["calibration_end"] else None,
         calibration=frames["calibration"],
         daily=frames["daily"],
-        timings=timings,
+        timings={**outcome["timings"], "reader_process": round(time.perf_counter() - started, 3)},
     )
+    if not insights:
+        child.close()
+        return inputs
+    pending: Future = Future()
+
+    def receive() -> None:
+        try:
+            _, outcome = child.next_message()
+            inputs.timings.update(outcome["timings"])
+            pending.set_result(child.frame("insights"))
+        except BaseException as exc:
+            pending.set_exception(exc)
+        finally:
+            child.close()
+
+    worker = threading.Thread(target=receive, name="patron-analytics-reader", daemon=True)
+    worker.start()
+
+    def stop() -> None:
+        child.close()  # kills the process if the insights are still being read
+        worker.join()
+
+    inputs.pending_insights, inputs.stop = pending, stop
+    return inputs
 
 
 def _child_main() -> int:
@@ -205,43 +315,47 @@ def _child_main() -> int:
 
     request = json.loads(sys.stdin.read())
 
-    def say(kind: str, payload: str) -> None:
-        print(f"{kind} {payload}", flush=True)
+    def say(kind: str, payload: dict[str, Any]) -> None:
+        print(f"{kind} {json.dumps(payload)}", flush=True)
 
     engine = make_engine(request["url"])  # no connection is opened: DuckDB reads the file itself
+    folder = Path(request["folder"])
     try:
-        inputs = read_here(
+        with read_here(
             engine,
             as_of=date.fromisoformat(request["as_of"]),
             holdout_days=request["holdout_days"],
             cost_margin=request["cost_margin"],
-            progress=lambda step: say("step", step),
-        )
+            insights=request["insights"],
+            progress=lambda step: print(f"step {step}", flush=True),
+            # In the parent's folder, which the parent removes even if it has to kill this process.
+            scratch=str(folder),
+        ) as inputs:
+            written = []
+            for name in _FRAMES:
+                frame = getattr(inputs, name)
+                if frame is not None:
+                    frame.write_ipc(folder / f"{name}.arrow")
+                    written.append(name)
+            say(
+                "inputs",
+                {
+                    "frames": written,
+                    "orders_after": inputs.orders_after,
+                    "cost_margin": inputs.cost_margin,
+                    "holdout_days": inputs.holdout_days,
+                    "holdout_note": inputs.holdout_note,
+                    "calibration_end": inputs.calibration_end.isoformat() if inputs.calibration_end else None,
+                    "timings": inputs.timings,
+                },
+            )
+            if request["insights"]:
+                inputs.insights().write_ipc(folder / "insights.arrow")
+                say("insights", {"timings": inputs.timings})
     except PatronError as exc:
         detail = exc.detail if isinstance(exc.detail, dict | list | str | int | float | None) else str(exc.detail)
-        say("error", json.dumps({"message": exc.message, "status": exc.status, "detail": detail}))
+        say("error", {"message": exc.message, "status": exc.status, "detail": detail})
         return 1
-    folder = Path(request["folder"])
-    written = []
-    for name in _FRAMES:
-        frame = getattr(inputs, name)
-        if frame is not None:
-            frame.write_ipc(folder / f"{name}.arrow")
-            written.append(name)
-    say(
-        "done",
-        json.dumps(
-            {
-                "frames": written,
-                "orders_after": inputs.orders_after,
-                "cost_margin": inputs.cost_margin,
-                "holdout_days": inputs.holdout_days,
-                "holdout_note": inputs.holdout_note,
-                "calibration_end": inputs.calibration_end.isoformat() if inputs.calibration_end else None,
-                "timings": inputs.timings,
-            }
-        ),
-    )
     return 0
 
 

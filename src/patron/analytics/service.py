@@ -1,7 +1,8 @@
 """`patron analyze`: per-customer RFM, purchase and spend models, CLV, validation and write-back.
 
 One run reads the operational data through DuckDB (`customer_summaries`,
-`daily_transactions`, `purchase_insights`), fits the models of
+`daily_transactions`, `purchase_insights`; the insights query goes on while the models
+are fitted and the scores written), fits the models of
 `patron.analytics.models` in days (frequency = repeat purchase days, recency and T in
 days; the parameters' time unit is the day, so alpha and beta are 7 times their weekly
 values and r, a, b, s are unit-free), and writes every customer's scores for the run
@@ -190,17 +191,23 @@ class _Analysis:
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - self._clock, 3)
 
     def execute(self, *, model, horizon_days, discount_rate, margin, holdout_days) -> None:
-        run, as_of = self.run, self.run.as_of
         clock = time.perf_counter()
         inputs = read_inputs(
             self.session.get_bind().engine,
-            as_of=as_of,
+            as_of=self.run.as_of,
             holdout_days=holdout_days,
             cost_margin=margin is None,
             progress=self.progress,
         )
         self.timings.update(inputs.timings)
         self.timings["read"] = round(time.perf_counter() - clock, 3)
+        # The purchase insights are still being read: they are waited for at the write.
+        with inputs:
+            self._analyse(inputs, model=model, horizon_days=horizon_days, discount_rate=discount_rate,
+                          margin=margin)  # fmt: skip
+
+    def _analyse(self, inputs: RunInputs, *, model, horizon_days, discount_rate, margin) -> None:
+        run, as_of = self.run, self.run.as_of
         summaries = inputs.summaries
         if margin is None:
             margin = inputs.cost_margin
@@ -246,13 +253,19 @@ class _Analysis:
         repository.insert_scores(self.session, scores)
         del scores
         latest = repository.latest_insights_as_of(self.session)
+        self._done("write")
         if latest is not None and latest > as_of:
             # Insights are the latest picture of each customer: an analysis of an earlier day
             # (a backtest) leaves them alone.
             self.notes.append(f"Purchase-history insights were kept: they are as of {latest}, after {as_of}.")
         else:
-            repository.replace_insights(self.session, _insight_frame(inputs.insights, as_of))
-        self._done("write")
+            self._step("insights")
+            insights = inputs.insights()
+            self.timings.update(inputs.timings)  # now with the insights query's own time
+            self._done("insights_wait")
+            self._step("write")
+            repository.replace_insights(self.session, _insight_frame(insights, as_of))
+            self._done("write")
         complete = predicted and "error" not in run.fits.get("gamma_gamma", {})
         run.status = AnalysisStatus.completed if complete else AnalysisStatus.partial
         run.message = "\n".join(self.notes) or None

@@ -1,0 +1,105 @@
+"""The run's reader: summaries first, purchase insights still being read, and nothing left behind.
+
+read_inputs returns once the summaries are in; the insights query goes on (in a thread
+for PostgreSQL, in the child process for SQLite) and RunInputs.insights() waits for it.
+Closing the inputs before that ends the query and frees its process, thread and files.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import threading
+from datetime import date
+
+import polars as pl
+import pytest
+
+from patron.analytics import queries, reader
+from patron.analytics.reader import read_inputs
+from patron.errors import InvalidInput
+from tests.analytics.helpers import at, build
+
+AS_OF = date(2026, 6, 30)
+# Three buyers: two with orders in the insights' year, one whose orders are all older.
+HISTORIES = [
+    [(at(2026, 1, 5), "20.00"), (at(2026, 3, 9), "35.50"), (at(2026, 6, 1), "12.25")],
+    [(at(2025, 11, 20), "80.00")],
+    [(at(2024, 2, 2), "15.00"), (at(2024, 9, 9), "15.00")],
+]
+
+
+def _leftovers() -> tuple[list[str], list[str]]:
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("patron-analytics-")]
+    folders = glob.glob(os.path.join(tempfile.gettempdir(), "patron-analyze-*"))
+    return threads, folders
+
+
+@pytest.fixture
+def world(fresh_engine):
+    ids = build(fresh_engine, HISTORIES)
+    return fresh_engine, ids
+
+
+def test_insights_arrive_after_the_summaries_and_cover_the_window_buyers(world):
+    engine, ids = world
+    before = _leftovers()
+    with read_inputs(engine, as_of=AS_OF, holdout_days=None, cost_margin=False) as inputs:
+        assert inputs.summaries["customer_id"].to_list() == sorted(ids)
+        assert inputs.summaries["n_orders"].to_list() == [3, 1, 2]
+        insights = inputs.insights()
+        assert inputs.insights() is insights  # waited for once, then kept
+    assert insights["customer_id"].to_list() == [ids[0], ids[1]]
+    assert insights["n_orders"].to_list() == [3, 1]
+    assert insights["spend"].to_list() == [0.0, 0.0]  # build() adds orders without lines
+    assert insights["preferred_channel"].to_list() == ["online", "online"]
+    assert insights.schema == pl.Schema(queries.INSIGHTS_SCHEMA)
+    assert "insights_query" in inputs.timings
+    assert _leftovers() == before
+
+
+def test_closing_before_the_insights_are_read_leaves_no_process_thread_or_folder(world):
+    engine, _ = world
+    before = _leftovers()
+    inputs = read_inputs(engine, as_of=AS_OF, holdout_days=None, cost_margin=False)
+    inputs.close()
+    inputs.close()  # a second close is harmless
+    assert inputs.pending_insights.done()
+    assert _leftovers() == before
+
+
+def test_without_insights_nothing_is_left_running(world):
+    engine, _ = world
+    before = _leftovers()
+    inputs = read_inputs(engine, as_of=AS_OF, holdout_days=None, cost_margin=False, insights=False)
+    assert _leftovers() == before
+    with pytest.raises(RuntimeError, match="insights=False"):
+        inputs.insights()
+
+
+def test_a_failing_insights_query_is_raised_where_the_insights_are_waited_for(postgres_engine, monkeypatch):
+    # In this process only (PostgreSQL): the SQLite reader's child imports its own queries.
+    build(postgres_engine, HISTORIES)
+
+    def broken(conn, **_):
+        raise InvalidInput("the insights query broke")
+
+    monkeypatch.setattr(queries, "purchase_insights", broken)
+    before = _leftovers()
+    with read_inputs(postgres_engine, as_of=AS_OF, holdout_days=None, cost_margin=False) as inputs:
+        assert inputs.summaries.height == 3
+        with pytest.raises(InvalidInput, match="the insights query broke"):
+            inputs.insights()
+    assert _leftovers() == before
+
+
+def test_a_reader_process_that_dies_is_reported_with_its_exit_status():
+    child = reader._Child({"url": "not a url", "as_of": AS_OF.isoformat(), "holdout_days": None,
+                           "cost_margin": False, "insights": True})  # fmt: skip
+    try:
+        with pytest.raises(reader.ReaderFailed, match=r"exit status 1\): (.|\n)*Could not parse SQLAlchemy URL"):
+            child.next_message()
+    finally:
+        child.close()
+    assert not os.path.exists(child.folder.name)
