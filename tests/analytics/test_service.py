@@ -5,6 +5,7 @@ orders, zero and negative totals, orders after as_of, models that do not converg
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -54,7 +55,9 @@ def summaries(engine, *, as_of: date, calibration_end: date | None = None) -> pl
     """
     holdout = (as_of - calibration_end).days if calibration_end else 0
     with read_inputs(engine, as_of=as_of, holdout_days=holdout, cost_margin=False, insights=False) as inputs:
-        return inputs.calibration if calibration_end else inputs.summaries.filter(pl.col("first_purchase").is_not_null())
+        if calibration_end:
+            return inputs.calibration
+        return inputs.summaries.filter(pl.col("first_purchase").is_not_null())
 
 
 def rfm_columns(frame: pl.DataFrame):
@@ -417,3 +420,24 @@ def test_bad_options_are_refused_before_anything_is_written(session, options, fi
 def test_churn_band_thresholds():
     p = np.array([0.95, 0.7, 0.69, 0.4, 0.39, 0.1, 0.099, 0.0])
     assert service.churn_band(p).tolist() == ["low", "low", "medium", "medium", "high", "high", "lost", "lost"]
+
+
+def test_a_run_refused_after_its_insights_were_written_leaves_nothing_behind(fresh_engine):
+    """The insights are written in a thread while the models are fitted: a refusal rolls back both."""
+    as_of = date(2026, 6, 30)
+    ids = build(fresh_engine, [[(at(2026, 1, 5), "20.00"), (at(2026, 3, 9), "35.00"), (at(2026, 5, 1), "9.00")]] * 3)
+    first = analyze(fresh_engine, as_of=as_of, holdout_days=0)
+    with session_scope(fresh_engine) as session:
+        before = {row.customer_id: row.updated_at for row in session.scalars(select(CustomerInsight))}
+        assert set(before) == set(ids)
+        # A buggy import: a revenue beyond what the scores table stores.
+        big = create_customer(session)
+        add_raw_order(session, big, at(2026, 2, 1), "9000000000.00")
+        add_raw_order(session, big, at(2026, 4, 1), "9000000000.00")
+    with pytest.raises(InvalidInput, match="revenue of 10\\^10 or more"):
+        analyze(fresh_engine, as_of=as_of, holdout_days=0)
+    with session_scope(fresh_engine) as session:
+        assert session.scalars(select(AnalysisRun.id)).all() == [first.id]
+        after = {row.customer_id: row.updated_at for row in session.scalars(select(CustomerInsight))}
+        assert after == before  # the refused run's replacement of the insights was rolled back
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("patron-analytics-")]

@@ -116,9 +116,8 @@ def cost_margin(conn: duckdb.DuckDBPyConnection, *, as_of: date, window_days: in
 # --------------------------------------------------------------------------- bulk writes
 
 
-def insert_scores(session: Session, scores: pl.DataFrame) -> None:
-    """Insert one run's customer_scores rows (a frame with SCORE_COLUMNS) in bulk."""
-    conn = session.connection()
+def insert_scores(conn: Connection, scores: pl.DataFrame) -> None:
+    """Insert one run's customer_scores rows (a frame with SCORE_COLUMNS) in bulk, on the session's connection."""
     frame = scores.select(SCORE_COLUMNS)
     if conn.dialect.name == "postgresql":
         _copy(conn, "customer_scores", frame)
@@ -131,15 +130,14 @@ def latest_insights_as_of(session: Session) -> date | None:
     return session.scalar(select(func.max(CustomerInsight.as_of)))
 
 
-def replace_insights(session: Session, insights: pl.DataFrame) -> None:
+def replace_insights(conn: Connection, insights: pl.DataFrame) -> None:
     """Replace every stored insight by `insights` (INSIGHT_COLUMNS): they describe one analysis.
 
     Customers without a row in the frame (nothing bought in the window, merged away) lose
     theirs. A delete and a plain bulk insert instead of an upsert: ON CONFLICT DO UPDATE
     of a million rows took three times as long on PostgreSQL.
     """
-    conn = session.connection()
-    session.execute(delete(CustomerInsight))
+    conn.execute(delete(CustomerInsight))
     frame = insights.select(INSIGHT_COLUMNS)
     if conn.dialect.name == "postgresql":
         _copy(conn, "customer_insights", frame)

@@ -36,11 +36,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from patron.analytics import repository, validation
@@ -225,11 +227,42 @@ class _Analysis:
             run.message = "\n".join(["There are no customers: nothing to analyse.", *self.notes])
             return
         self._describe_input(buyers)
+        # The insights are written (in a thread, on the run's connection) as soon as they
+        # arrive, while the models are fitted here; this thread uses the connection again
+        # only once that write is over.
+        connection = self.session.connection()
+        latest = repository.latest_insights_as_of(self.session)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="patron-analytics-insights-write") as pool:
+            if latest is not None and latest > as_of:
+                # Insights are the latest picture of each customer: an analysis of an earlier day
+                # (a backtest) leaves them alone.
+                self.notes.append(f"Purchase-history insights were kept: they are as of {latest}, after {as_of}.")
+                insights_written = None
+            else:
+                insights_written = pool.submit(_write_insights, connection, inputs, as_of)
+            try:
+                scores, predicted = self._scores(inputs, summaries, buyers, model=model, horizon_days=horizon_days,
+                                                 discount_rate=discount_rate, margin=margin)  # fmt: skip
+            except BaseException:
+                inputs.close()  # so that a writer still waiting for the insights stops now
+                raise
+            finally:
+                del summaries, buyers
+            if insights_written is not None:
+                self.timings.update(insights_written.result())
+        self._step("write")
+        repository.insert_scores(connection, scores)
+        self._done("write")
+        complete = predicted and "error" not in run.fits.get("gamma_gamma", {})
+        run.status = AnalysisStatus.completed if complete else AnalysisStatus.partial
+        run.message = "\n".join(self.notes) or None
 
+    def _scores(self, inputs: RunInputs, summaries, buyers, *, model, horizon_days, discount_rate, margin):
+        """Every customer's score row (RFM, and predictions when the models allow), and whether predicted."""
+        run, as_of = self.run, self.run.as_of
         self._step("rfm")
         rfm = rfm_scores(summaries, as_of=as_of)
         self._done("rfm")
-
         predictions: pl.DataFrame | None = None
         if buyers.height == 0:
             self.notes.insert(0, f"No customer has bought anything up to {as_of}: no RFM scores or predictions.")
@@ -242,33 +275,14 @@ class _Analysis:
                 )  # fmt: skip
             except _Failed as exc:
                 self.notes.insert(0, str(exc))
-        predicted = predictions is not None
-
         self._step("write")
         scores = _score_frame(run, summaries, rfm, predictions)
         # Free what the write does not need: at a million customers memory peaks here.
-        del summaries, rfm, predictions, buyers
         inputs.summaries = inputs.calibration = inputs.daily = None
+        del rfm
         self._guard_money(scores)
-        repository.insert_scores(self.session, scores)
-        del scores
-        latest = repository.latest_insights_as_of(self.session)
         self._done("write")
-        if latest is not None and latest > as_of:
-            # Insights are the latest picture of each customer: an analysis of an earlier day
-            # (a backtest) leaves them alone.
-            self.notes.append(f"Purchase-history insights were kept: they are as of {latest}, after {as_of}.")
-        else:
-            self._step("insights")
-            insights = inputs.insights()
-            self.timings.update(inputs.timings)  # now with the insights query's own time
-            self._done("insights_wait")
-            self._step("write")
-            repository.replace_insights(self.session, _insight_frame(insights, as_of))
-            self._done("write")
-        complete = predicted and "error" not in run.fits.get("gamma_gamma", {})
-        run.status = AnalysisStatus.completed if complete else AnalysisStatus.partial
-        run.message = "\n".join(self.notes) or None
+        return scores, predictions is not None
 
     # ------------------------------------------------------------------ input checks
 
@@ -557,6 +571,19 @@ def _score_frame(
         _money("expected_spend").alias("expected_spend"),
         _money("clv").alias("clv"),
     )
+
+
+def _write_insights(connection: Connection, inputs: RunInputs, as_of: date) -> dict[str, float]:
+    """Wait for the run's insights and replace the stored ones by them; returns the timings."""
+    clock = time.perf_counter()
+    insights = inputs.insights()
+    waited = time.perf_counter()
+    repository.replace_insights(connection, _insight_frame(insights, as_of))
+    return {
+        **inputs.timings,  # now with the insights query's own time
+        "insights_wait": round(waited - clock, 3),
+        "insights_write": round(time.perf_counter() - waited, 3),
+    }
 
 
 def _insight_frame(insights: pl.DataFrame, as_of: date) -> pl.DataFrame:
