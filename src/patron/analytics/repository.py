@@ -1,31 +1,26 @@
 """Queries over analysis runs, customer scores and insights, and their bulk writes.
 
 Scores and insights are written from polars frames in bulk inside the caller's
-transaction: PostgreSQL gets COPY through psycopg (CSV written by polars), SQLite
-multi-row INSERTs fed from column lists. No ORM object is made per customer.
+transaction (patron.bulk: COPY on PostgreSQL, multi-row INSERTs on SQLite). No ORM
+object is made per customer.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from datetime import date, timedelta
-from itertools import chain
 
 import duckdb
 import polars as pl
 from sqlalchemy import Connection, Select, delete, func, select
 from sqlalchemy.orm import Session
 
+from patron import bulk
 from patron.models import AnalysisRun, CustomerInsight, CustomerScore
 from patron.models.enums import AnalysisStatus
 
 SCORE_COLUMNS = [c.name for c in CustomerScore.__table__.columns]
 INSIGHT_COLUMNS = [c.name for c in CustomerInsight.__table__.columns]
-# Rows per COPY chunk / executemany call: bounds the memory of the CSV text and tuples.
-_CHUNK = 100_000
-_PG_TIMESTAMP = "%Y-%m-%dT%H:%M:%S%.f+00:00"
-_SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%6f"  # as SQLAlchemy writes DateTime to SQLite
 FINISHED = (AnalysisStatus.completed, AnalysisStatus.partial)
 
 
@@ -118,11 +113,7 @@ def cost_margin(conn: duckdb.DuckDBPyConnection, *, as_of: date, window_days: in
 
 def insert_scores(conn: Connection, scores: pl.DataFrame) -> None:
     """Insert one run's customer_scores rows (a frame with SCORE_COLUMNS) in bulk, on the session's connection."""
-    frame = scores.select(SCORE_COLUMNS)
-    if conn.dialect.name == "postgresql":
-        _copy(conn, "customer_scores", frame)
-    else:
-        _insert_many(conn, "customer_scores", frame)
+    bulk.write_frame(conn, "customer_scores", scores.select(SCORE_COLUMNS))
 
 
 def latest_insights_as_of(session: Session) -> date | None:
@@ -138,50 +129,4 @@ def replace_insights(conn: Connection, insights: pl.DataFrame) -> None:
     of a million rows took three times as long on PostgreSQL.
     """
     conn.execute(delete(CustomerInsight))
-    frame = insights.select(INSIGHT_COLUMNS)
-    if conn.dialect.name == "postgresql":
-        _copy(conn, "customer_insights", frame)
-    else:
-        _insert_many(conn, "customer_insights", frame)
-
-
-def _copy(conn: Connection, table: str, frame: pl.DataFrame) -> None:
-    raw = conn.connection.driver_connection
-    columns = ", ".join(frame.columns)
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-        for offset in range(0, frame.height, _CHUNK):
-            buffer = io.BytesIO()
-            # Nulls are unquoted empty fields (NULL to COPY csv); empty strings come out quoted.
-            frame.slice(offset, _CHUNK).write_csv(buffer, include_header=False, datetime_format=_PG_TIMESTAMP)
-            copy.write(buffer.getbuffer())
-
-
-def _insert_many(conn: Connection, table: str, frame: pl.DataFrame) -> None:
-    # Many rows per INSERT: SQLite then runs each statement's per-execution work (its
-    # CHECK constraints' IN lists, the bindings' setup) once per statement, not per row;
-    # a third faster than executemany of one-row statements. 990 parameters per
-    # statement stays under the 999 of older SQLite builds.
-    # SQLite stores dates and timestamps as ISO text (as SQLAlchemy writes them).
-    frame = frame.with_columns(
-        [pl.col(n).dt.strftime("%Y-%m-%d") for n, t in frame.schema.items() if t == pl.Date]
-        + [pl.col(n).dt.strftime(_SQLITE_TIMESTAMP) for n, t in frame.schema.items() if isinstance(t, pl.Datetime)]
-    )
-    width = frame.width
-    per_statement = max(1, 990 // width)
-    one_row = "(" + ", ".join("?" * width) + ")"
-    head = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES "
-    full_sql = head + ", ".join([one_row] * per_statement)
-    step = per_statement * width
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        for offset in range(0, frame.height, _CHUNK):
-            chunk = frame.slice(offset, _CHUNK)
-            # Column lists zipped and flattened: far cheaper than polars' row iteration.
-            values = list(chain.from_iterable(zip(*(chunk[c].to_list() for c in chunk.columns), strict=True)))
-            full = len(values) // step * step
-            cursor.executemany(full_sql, (values[i : i + step] for i in range(0, full, step)))
-            if full < len(values):
-                rest = (len(values) - full) // width
-                cursor.execute(head + ", ".join([one_row] * rest), values[full:])
-    finally:
-        cursor.close()
+    bulk.write_frame(conn, "customer_insights", insights.select(INSIGHT_COLUMNS))

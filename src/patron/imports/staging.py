@@ -1,5 +1,6 @@
-"""Staging tables: a batch goes into a temporary table in one bulk write (COPY on
-PostgreSQL, executemany on SQLite), and set-based SQL moves it into the real tables.
+"""Staging tables: a batch goes into a temporary table in one bulk write (patron.bulk:
+COPY on PostgreSQL, multi-row INSERTs on SQLite), and set-based SQL moves it into the
+real tables.
 
 Values are staged in the database's storage format: money as integer cents (turned into
 NUMERIC/REAL by `money()`), timestamps as text in the format SQLAlchemy itself stores,
@@ -8,12 +9,13 @@ so a staged value and a stored one compare equal when they mean the same.
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 
 import polars as pl
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from patron import bulk
 
 # SQLAlchemy's SQLite DateTime storage format (naive UTC); PostgreSQL gets an explicit offset.
 SQLITE_TS = "%Y-%m-%d %H:%M:%S%.6f"
@@ -108,18 +110,7 @@ def load(
     given = {c: k for c, k in columns.items() if c in frame.columns and frame[c].null_count() < frame.height}
     given = given or dict(list(columns.items())[:1])  # at least one column to name in INSERT
     data = _storage_frame(conn, frame, given)
-    names = ", ".join(given)
-    if is_pg(conn):
-        buf = io.BytesIO()
-        # CSV: quoting handles commas, quotes and newlines inside text; an unquoted empty
-        # field is NULL, and polars quotes empty strings, so the two stay apart.
-        data.write_csv(buf, include_header=False, null_value="", quote_style="non_numeric")
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(f"COPY {name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
-            copy.write(buf.getbuffer())
-    else:
-        marks = ", ".join("?" for _ in given)
-        conn.exec_driver_sql(f"INSERT INTO {name} ({names}) VALUES ({marks})", data.rows())
+    bulk.write_frame(conn, name, data)
     for col in index:
         conn.exec_driver_sql(f"CREATE INDEX {name}_{col} ON {name} ({col})")
     if is_pg(conn):
