@@ -503,6 +503,71 @@ def test_purchase_insights_window_and_children_categories(world):
     assert homes[world.j]["has_children_signal"] is True
 
 
+def build_ties(s) -> dict[str, int]:
+    """Customers whose favourites are decided by the tie-breaks (more value, then the first name)."""
+    zeta = create_product(s, category_path="Garden/Tools", brand="Zeta", tier="standard")
+    alpha = create_product(s, category_path="Books/Fiction", brand="Alpha", tier="value")
+    beta = create_product(s, category_path="Books/Fiction", brand="Beta", tier="value")
+    blocks = create_product(s, category_path="Toys/Blocks", brand=None, tier=None)
+
+    # T: Garden 50 (Zeta) against Books 50 (Alpha 25 + Beta 25), one order online, one by phone.
+    t = create_customer(s)
+    _order(s, t, at(2026, 5, 1), lines=[(zeta, 1, "50.00", "0")])
+    _order(s, t, at(2026, 5, 2), lines=[(alpha, 1, "25.00", "0"), (beta, 1, "25.00", "0")], channel="phone")
+    # U: the favourite category has no named brand, a less bought one has; in store and by mobile.
+    u = create_customer(s)
+    _order(s, u, at(2026, 5, 1), lines=[(blocks, 2, "50.00", "0")], channel="mobile")
+    _order(s, u, at(2026, 5, 3), lines=[(beta, 1, "30.00", "0")], channel="in_store")
+    # V: everything bought was discounted to nothing.
+    v = create_customer(s)
+    _order(s, v, at(2026, 5, 1), lines=[(alpha, 1, "20.00", "20.00")])
+    return {"t": t.id, "u": u.id, "v": v.id}
+
+
+@pytest.fixture(scope="module")
+def ties(database_factory):
+    engine = database_factory.new_engine()
+    with session_scope(engine) as s:
+        ids = build_ties(s)
+    conn = duckdb_connection(engine)
+    yield SimpleNamespace(conn=conn, **ids)
+    conn.close()
+    engine.dispose()
+
+
+def test_purchase_insights_ties_go_to_the_first_name(ties):
+    rows = rows_by_id(purchase_insights(ties.conn, as_of=AS_OF))
+    check(
+        rows[ties.t],
+        n_orders=2,
+        spend=100.0,
+        favourite_category="Books",
+        top_category_brand="Alpha",
+        brand_loyalty=0.5,
+        favourite_brand="Zeta",
+        preferred_channel="online",
+        value_share=0.5,
+    )
+    # The favourite category's brand is its own (none), not the best brand of another category.
+    check(
+        rows[ties.u],
+        favourite_category="Toys",
+        top_category_brand=None,
+        brand_loyalty=None,
+        favourite_brand="Beta",
+        preferred_channel="in_store",
+    )
+    check(
+        rows[ties.v],
+        spend=0.0,
+        favourite_category="Books",
+        top_category_brand="Alpha",
+        brand_loyalty=None,
+        discount_share=None,
+        favourite_brand="Alpha",
+    )
+
+
 def test_spark_sql_is_a_translation_of_the_same_text():
     duck = queries.render_sql(queries.CUSTOMER_SUMMARIES, "duckdb", as_of=AS_OF, period_end=CAL_END, unit_days=7.0)
     spark = queries.render_sql(queries.CUSTOMER_SUMMARIES, "spark", as_of=AS_OF, period_end=CAL_END, unit_days=7.0)

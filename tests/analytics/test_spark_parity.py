@@ -15,7 +15,9 @@ from polars.testing import assert_frame_equal
 
 from patron.analytics.engine import duckdb_connection, export_parquet, register_spark_views
 from patron.analytics.queries import cohort_retention, customer_summaries, daily_transactions, purchase_insights
+from patron.db import session_scope
 from patron.demo.generator import generate
+from tests.analytics.test_engine import build_ties
 
 pytestmark = pytest.mark.spark
 
@@ -87,3 +89,29 @@ def test_purchase_insights(spark_views, duck):
     assert buyers["favourite_brand"].null_count() < buyers.height
     assert buyers["has_children_signal"].sum() > 0
     assert buyers["discount_share"].max() > 0
+
+
+@pytest.fixture(scope="module")
+def ties(spark, database_factory, tmp_path_factory):
+    """test_engine's tie-break customers in DuckDB and in a Spark session of their own."""
+    engine = database_factory.new_engine()
+    with session_scope(engine) as s:
+        build_ties(s)
+    conn = duckdb_connection(engine)
+    snapshot = tmp_path_factory.mktemp("ties")
+    export_parquet(conn, snapshot)
+    session = spark.newSession()  # its own temp views: the generated data's stay registered
+    register_spark_views(session, snapshot)
+    yield conn, session
+    conn.close()
+    engine.dispose()
+
+
+def test_purchase_insights_break_ties_alike(ties):
+    # Equal values go to the alphabetically first name, and a favourite category without a
+    # named brand has no top brand, in both engines (their ARG_MIN/min_by treat NULLs apart).
+    duck, spark = ties
+    expected = purchase_insights(duck, as_of=AS_OF)
+    same(expected, purchase_insights(spark, as_of=AS_OF))
+    assert expected["favourite_category"].to_list() == ["Books", "Toys", "Books"]
+    assert expected["top_category_brand"].to_list() == ["Alpha", None, "Alpha"]

@@ -12,7 +12,13 @@ Conventions shared by every query:
   customer that is not merged into another (merges move the orders to the survivor);
 - days are UTC calendar days of `orders.placed_at`;
 - an order's spend is `orders.total` minus the refunds and returns booked against it
-  (`order_returns.amount`) up to the end of the period; money arrives as Float64.
+  (`order_returns.amount`) up to the end of the period; money arrives as Float64;
+- money is added up in whole cents as BIGINT (the views' money is DECIMAL(18, 2)): as
+  exact as the decimals, and DuckDB adds BIGINTs far faster than the 38-digit decimals
+  that decimal arithmetic and sums turn into. A sum of cents as DOUBLE divided by 100 is
+  the same double as the decimal sum cast to DOUBLE (below 2^53 cents both are the
+  correctly rounded quotient);
+- per-customer rows come unordered; the Python side sorts them by customer_id.
 """
 
 from __future__ import annotations
@@ -41,32 +47,24 @@ CHILDREN_CATEGORIES = ("Kids", "Baby")
 # --------------------------------------------------------------------------- SQL
 
 CUSTOMER_SUMMARIES = """
-WITH live_customers AS (
-    SELECT id AS customer_id FROM customers WHERE merged_into_id IS NULL
-),
-refunds AS (
+WITH refunds AS (
     -- Only what had been refunded by the end of the period: later refunds were unknown then.
-    SELECT order_id, SUM(amount) AS refunded
+    SELECT order_id, CAST(SUM(CAST(amount * 100 AS BIGINT)) AS BIGINT) AS refunded_cents
     FROM order_returns
     WHERE CAST(returned_at AS DATE) <= :period_end
     GROUP BY order_id
 ),
 purchase_days AS (
+    -- Merged customers' orders are left to the final join with the live customers: a join
+    -- of every order with the customers here cost more than grouping a few extra orders.
     SELECT o.customer_id,
            CAST(o.placed_at AS DATE) AS day,
            COUNT(*) AS n_orders,
-           SUM(o.total - COALESCE(r.refunded, 0)) AS spend
+           CAST(SUM(CAST(o.total * 100 AS BIGINT) - COALESCE(r.refunded_cents, 0)) AS BIGINT) AS cents
     FROM orders AS o
-    JOIN live_customers AS c ON c.customer_id = o.customer_id
     LEFT JOIN refunds AS r ON r.order_id = o.id
     WHERE o.status <> 'cancelled' AND CAST(o.placed_at AS DATE) <= :as_of
     GROUP BY o.customer_id, CAST(o.placed_at AS DATE)
-),
-calibration_days AS (
-    SELECT customer_id, day, n_orders, spend,
-           ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY day) AS day_no
-    FROM purchase_days
-    WHERE day <= :period_end
 ),
 calibration AS (
     SELECT customer_id,
@@ -74,9 +72,12 @@ calibration AS (
            MAX(day) AS last_purchase,
            SUM(n_orders) AS n_orders,
            COUNT(*) - 1 AS frequency,
-           SUM(spend) AS revenue,
-           SUM(CASE WHEN day_no > 1 THEN spend END) AS repeat_spend
-    FROM calibration_days
+           SUM(cents) AS cents,
+           -- A customer's days are distinct, so this is the first day's spend; the repeat
+           -- spend is the rest (no window numbering the days needed).
+           ARG_MIN(cents, day) AS first_day_cents
+    FROM purchase_days
+    WHERE day <= :period_end
     GROUP BY customer_id
 ),
 holdout AS (
@@ -85,22 +86,23 @@ holdout AS (
     WHERE day > :period_end
     GROUP BY customer_id
 )
-SELECT c.customer_id,
+SELECT c.id AS customer_id,
        p.first_purchase,
        p.last_purchase,
        CAST(COALESCE(p.n_orders, 0) AS BIGINT) AS n_orders,
        COALESCE(p.frequency, 0) AS frequency,
        CAST(DATE_DIFF('day', p.first_purchase, p.last_purchase) AS DOUBLE) / CAST(:unit_days AS DOUBLE) AS recency,
        CAST(DATE_DIFF('day', p.first_purchase, :period_end) AS DOUBLE) / CAST(:unit_days AS DOUBLE) AS T,
-       CASE WHEN p.frequency > 0 THEN CAST(p.repeat_spend AS DOUBLE) / p.frequency ELSE 0.0 END AS monetary_value,
-       CAST(COALESCE(p.revenue, 0) AS DOUBLE) AS revenue,
+       CASE WHEN p.frequency > 0 THEN (CAST(p.cents - p.first_day_cents AS DOUBLE) / 100) / p.frequency ELSE 0.0 END
+           AS monetary_value,
+       CAST(COALESCE(p.cents, 0) AS DOUBLE) / 100 AS revenue,
        -- Defined only for customers who had bought by the end of calibration (as in lifetimes).
        CASE WHEN p.customer_id IS NOT NULL THEN COALESCE(h.purchase_days, 0) END AS frequency_holdout,
        CAST(DATE_DIFF('day', :period_end, :as_of) AS DOUBLE) / CAST(:unit_days AS DOUBLE) AS duration_holdout
-FROM live_customers AS c
-LEFT JOIN calibration AS p ON p.customer_id = c.customer_id
-LEFT JOIN holdout AS h ON h.customer_id = c.customer_id
-ORDER BY c.customer_id
+FROM customers AS c
+LEFT JOIN calibration AS p ON p.customer_id = c.id
+LEFT JOIN holdout AS h ON h.customer_id = c.id
+WHERE c.merged_into_id IS NULL
 """
 
 DAILY_TRANSACTIONS = """
@@ -167,98 +169,173 @@ window_orders AS (
       AND CAST(o.placed_at AS DATE) > :window_start
       AND CAST(o.placed_at AS DATE) <= :as_of
 ),
+product_names AS (
+    -- Cleaned once per product rather than once per line sold.
+    SELECT id AS product_id,
+           NULLIF(TRIM(SPLIT_PART(category_path, '/', 1)), '') AS top_category,
+           NULLIF(TRIM(category_path), '') AS category,
+           NULLIF(TRIM(brand), '') AS brand,
+           tier
+    FROM products
+),
+-- Names as numbers in name order: the lines carry and group by integers, and "then the
+-- alphabetically first name" becomes "then the lowest code".
+top_categories AS (
+    SELECT top_category, ROW_NUMBER() OVER (ORDER BY top_category) AS code
+    FROM (SELECT DISTINCT top_category FROM product_names WHERE top_category IS NOT NULL) AS names
+),
+brands AS (
+    SELECT brand, ROW_NUMBER() OVER (ORDER BY brand) AS code
+    FROM (SELECT DISTINCT brand FROM product_names WHERE brand IS NOT NULL) AS names
+),
+categories AS (
+    SELECT category, ROW_NUMBER() OVER (ORDER BY category) AS code
+    FROM (SELECT DISTINCT category FROM product_names WHERE category IS NOT NULL) AS names
+),
+channels AS (
+    SELECT channel, ROW_NUMBER() OVER (ORDER BY channel) AS code
+    FROM (SELECT DISTINCT channel FROM window_orders WHERE channel IS NOT NULL) AS names
+),
+radix AS (
+    -- Above every code of its kind; see the rank keys below.
+    SELECT (SELECT COUNT(*) FROM top_categories) + 1 AS top_categories,
+           (SELECT COUNT(*) FROM brands) + 1 AS brands,
+           (SELECT COUNT(*) FROM channels) + 1 AS channels
+),
+product_codes AS (
+    SELECT p.product_id,
+           t.code AS top_code,
+           b.code AS brand_code,
+           c.code AS category_code,
+           p.tier,
+           COALESCE(LOWER(p.top_category) IN (:children_categories), FALSE) AS for_children
+    FROM product_names AS p
+    LEFT JOIN top_categories AS t ON t.top_category = p.top_category
+    LEFT JOIN brands AS b ON b.brand = p.brand
+    LEFT JOIN categories AS c ON c.category = p.category
+),
 lines AS (
     SELECT w.customer_id,
-           NULLIF(TRIM(SPLIT_PART(p.category_path, '/', 1)), '') AS top_category,
-           NULLIF(TRIM(p.category_path), '') AS category,
-           NULLIF(TRIM(p.brand), '') AS brand,
+           p.top_code,
+           p.brand_code,
+           p.category_code,
            p.tier,
+           p.for_children,
            l.unit_price,
-           l.quantity * l.unit_price - l.discount AS value,
+           l.quantity * CAST(l.unit_price * 100 AS BIGINT) - CAST(l.discount * 100 AS BIGINT) AS cents,
            l.discount > 0 AS discounted
     FROM window_orders AS w
     JOIN order_lines AS l ON l.order_id = w.order_id
-    JOIN products AS p ON p.id = l.product_id
+    JOIN product_codes AS p ON p.product_id = l.product_id
 ),
 category_prices AS (
     -- A leaf category's mean unit price over every line sold in the window.
-    SELECT category, CAST(SUM(unit_price) AS DOUBLE) / COUNT(*) AS mean_price
+    SELECT category_code, CAST(SUM(unit_price) AS DOUBLE) / COUNT(*) AS mean_price
     FROM lines
-    WHERE category IS NOT NULL
-    GROUP BY category
+    WHERE category_code IS NOT NULL
+    GROUP BY category_code
 ),
 totals AS (
     SELECT l.customer_id,
-           SUM(l.value) AS spend,
-           SUM(CASE WHEN l.discounted THEN l.value ELSE 0 END) AS discounted_spend,
-           SUM(CASE WHEN l.tier = 'premium' THEN l.value ELSE 0 END) AS premium_spend,
-           SUM(CASE WHEN l.tier = 'standard' THEN l.value ELSE 0 END) AS standard_spend,
-           SUM(CASE WHEN l.tier = 'value' THEN l.value ELSE 0 END) AS value_spend,
+           CAST(SUM(l.cents) AS BIGINT) AS cents,
+           CAST(SUM(CASE WHEN l.discounted THEN l.cents ELSE 0 END) AS BIGINT) AS discounted_cents,
+           CAST(SUM(CASE WHEN l.tier = 'premium' THEN l.cents ELSE 0 END) AS BIGINT) AS premium_cents,
+           CAST(SUM(CASE WHEN l.tier = 'standard' THEN l.cents ELSE 0 END) AS BIGINT) AS standard_cents,
+           CAST(SUM(CASE WHEN l.tier = 'value' THEN l.cents ELSE 0 END) AS BIGINT) AS value_cents,
            AVG(CAST(l.unit_price AS DOUBLE) / NULLIF(cp.mean_price, 0)) AS price_index,
-           BOOL_OR(COALESCE(LOWER(l.top_category) IN (:children_categories), FALSE)) AS has_children_signal
+           BOOL_OR(l.for_children) AS has_children_signal
     FROM lines AS l
-    LEFT JOIN category_prices AS cp ON cp.category = l.category
+    LEFT JOIN category_prices AS cp ON cp.category_code = l.category_code
     GROUP BY l.customer_id
 ),
 customer_brands AS (
     -- One pass over the lines for every by-value ranking below.
-    SELECT customer_id, top_category, brand, SUM(value) AS spend
+    SELECT customer_id, top_code, brand_code, CAST(SUM(cents) AS BIGINT) AS cents
     FROM lines
-    GROUP BY customer_id, top_category, brand
+    GROUP BY customer_id, top_code, brand_code
 ),
+-- Rankings: the winner of each group is ARG_MIN over the rank key
+-- -amount * radix + code, smallest for the largest amount and, among equal amounts, for
+-- the lowest code (the alphabetically first name). An ARG_MIN per group is much cheaper
+-- than numbering every group's rows with a ROW_NUMBER() window; the key is an exact BIGINT
+-- (an overflow is an error in both engines, never a wrong winner), and a row without a
+-- name has a NULL key and never wins.
+-- ARG_MIN's argument is never NULL where its key is not: DuckDB's arg_min would skip such
+-- a row, Spark's min_by returns its NULL.
 category_spend AS (
-    SELECT customer_id, top_category, SUM(spend) AS spend,
-           ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY SUM(spend) DESC, top_category) AS rank_no
-    FROM customer_brands
-    WHERE top_category IS NOT NULL
-    GROUP BY customer_id, top_category
+    -- Each top category's value and its best brand.
+    SELECT b.customer_id,
+           b.top_code,
+           CAST(SUM(b.cents) AS BIGINT) AS cents,
+           ARG_MIN(b.brand_code, -b.cents * r.brands + b.brand_code) AS brand_code,
+           ARG_MIN(b.cents, -b.cents * r.brands + b.brand_code) AS brand_cents
+    FROM customer_brands AS b
+    CROSS JOIN radix AS r
+    WHERE b.top_code IS NOT NULL
+    GROUP BY b.customer_id, b.top_code
+),
+favourite_categories AS (
+    SELECT s.customer_id,
+           ARG_MIN(s.top_code, -s.cents * r.top_categories + s.top_code) AS top_code,
+           ARG_MIN(s.cents, -s.cents * r.top_categories + s.top_code) AS cents,
+           -- 0: the category has no named brand.
+           ARG_MIN(COALESCE(s.brand_code, 0), -s.cents * r.top_categories + s.top_code) AS brand_code,
+           ARG_MIN(COALESCE(s.brand_cents, 0), -s.cents * r.top_categories + s.top_code) AS brand_cents
+    FROM category_spend AS s
+    CROSS JOIN radix AS r
+    GROUP BY s.customer_id
 ),
 brand_spend AS (
-    SELECT customer_id, brand,
-           ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY SUM(spend) DESC, brand) AS rank_no
+    SELECT customer_id, brand_code, CAST(SUM(cents) AS BIGINT) AS cents
     FROM customer_brands
-    WHERE brand IS NOT NULL
-    GROUP BY customer_id, brand
+    WHERE brand_code IS NOT NULL
+    GROUP BY customer_id, brand_code
 ),
-top_category_brands AS (
-    SELECT b.customer_id, b.brand, b.spend,
-           ROW_NUMBER() OVER (PARTITION BY b.customer_id ORDER BY b.spend DESC, b.brand) AS rank_no
-    FROM customer_brands AS b
-    JOIN category_spend AS cs
-      ON cs.customer_id = b.customer_id AND cs.top_category = b.top_category AND cs.rank_no = 1
-    WHERE b.brand IS NOT NULL
+favourite_brands AS (
+    SELECT s.customer_id, ARG_MIN(s.brand_code, -s.cents * r.brands + s.brand_code) AS brand_code
+    FROM brand_spend AS s
+    CROSS JOIN radix AS r
+    GROUP BY s.customer_id
 ),
-channels AS (
-    SELECT customer_id, channel, COUNT(*) AS n_orders,
-           ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY COUNT(*) DESC, channel) AS rank_no
-    FROM window_orders
-    GROUP BY customer_id, channel
+channel_orders AS (
+    SELECT w.customer_id, k.code, COUNT(*) AS n_orders
+    FROM window_orders AS w
+    LEFT JOIN channels AS k ON k.channel = w.channel
+    GROUP BY w.customer_id, k.code
 ),
 order_counts AS (
-    SELECT customer_id, COUNT(*) AS n_orders FROM window_orders GROUP BY customer_id
+    SELECT o.customer_id,
+           CAST(SUM(o.n_orders) AS BIGINT) AS n_orders,
+           ARG_MIN(o.code, -o.n_orders * r.channels + o.code) AS channel_code
+    FROM channel_orders AS o
+    CROSS JOIN radix AS r
+    GROUP BY o.customer_id
 )
 SELECT c.customer_id,
        COALESCE(oc.n_orders, 0) AS n_orders,
-       CAST(COALESCE(t.spend, 0) AS DOUBLE) AS spend,
-       cs.top_category AS favourite_category,
-       bs.brand AS favourite_brand,
+       CAST(COALESCE(t.cents, 0) AS DOUBLE) / 100 AS spend,
+       tc.top_category AS favourite_category,
+       fb.brand AS favourite_brand,
        tb.brand AS top_category_brand,
-       CAST(tb.spend AS DOUBLE) / NULLIF(CAST(cs.spend AS DOUBLE), 0) AS brand_loyalty,
-       CAST(t.discounted_spend AS DOUBLE) / NULLIF(CAST(t.spend AS DOUBLE), 0) AS discount_share,
+       CASE WHEN fc.brand_code > 0
+            THEN (CAST(fc.brand_cents AS DOUBLE) / 100) / NULLIF(CAST(fc.cents AS DOUBLE) / 100, 0)
+       END AS brand_loyalty,
+       (CAST(t.discounted_cents AS DOUBLE) / 100) / NULLIF(CAST(t.cents AS DOUBLE) / 100, 0) AS discount_share,
        t.price_index,
-       CAST(t.premium_spend AS DOUBLE) / NULLIF(CAST(t.spend AS DOUBLE), 0) AS premium_share,
-       CAST(t.standard_spend AS DOUBLE) / NULLIF(CAST(t.spend AS DOUBLE), 0) AS standard_share,
-       CAST(t.value_spend AS DOUBLE) / NULLIF(CAST(t.spend AS DOUBLE), 0) AS value_share,
+       (CAST(t.premium_cents AS DOUBLE) / 100) / NULLIF(CAST(t.cents AS DOUBLE) / 100, 0) AS premium_share,
+       (CAST(t.standard_cents AS DOUBLE) / 100) / NULLIF(CAST(t.cents AS DOUBLE) / 100, 0) AS standard_share,
+       (CAST(t.value_cents AS DOUBLE) / 100) / NULLIF(CAST(t.cents AS DOUBLE) / 100, 0) AS value_share,
        ch.channel AS preferred_channel,
        COALESCE(t.has_children_signal, FALSE) AS has_children_signal
 FROM live_customers AS c
 LEFT JOIN order_counts AS oc ON oc.customer_id = c.customer_id
+LEFT JOIN channels AS ch ON ch.code = oc.channel_code
 LEFT JOIN totals AS t ON t.customer_id = c.customer_id
-LEFT JOIN category_spend AS cs ON cs.customer_id = c.customer_id AND cs.rank_no = 1
-LEFT JOIN brand_spend AS bs ON bs.customer_id = c.customer_id AND bs.rank_no = 1
-LEFT JOIN top_category_brands AS tb ON tb.customer_id = c.customer_id AND tb.rank_no = 1
-LEFT JOIN channels AS ch ON ch.customer_id = c.customer_id AND ch.rank_no = 1
-ORDER BY c.customer_id
+LEFT JOIN favourite_categories AS fc ON fc.customer_id = c.customer_id
+LEFT JOIN top_categories AS tc ON tc.code = fc.top_code
+LEFT JOIN brands AS tb ON tb.code = fc.brand_code
+LEFT JOIN favourite_brands AS f ON f.customer_id = c.customer_id
+LEFT JOIN brands AS fb ON fb.code = f.brand_code
 """
 
 QUERIES = {
