@@ -15,11 +15,19 @@ from types import SimpleNamespace
 import duckdb
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from sqlalchemy import make_url
 
 from patron.analytics import queries
 from patron.analytics.engine import duckdb_connection, extension_path, libpq_conninfo
-from patron.analytics.queries import cohort_retention, customer_summaries, daily_transactions, purchase_insights
+from patron.analytics.queries import (
+    cohort_retention,
+    customer_summaries,
+    customer_summaries_with_holdout,
+    daily_transactions,
+    first_purchase_day,
+    purchase_insights,
+)
 from patron.db import session_scope
 from patron.errors import InvalidInput
 from patron.models import Order
@@ -365,9 +373,36 @@ def test_as_of_before_any_purchase_gives_empty_histories(world):
     assert df["first_purchase"].null_count() == 9
 
 
+def test_summaries_with_holdout_are_the_two_summaries(world):
+    # One pass for both periods gives exactly the two queries' frames: refunds booked between
+    # calibration_end and as_of (C's 04-15) count in the first only, in days and in weeks.
+    for unit, as_of, cal_end in [("days", AS_OF, CAL_END), ("weeks", AS_OF, CAL_END), ("days", AS_OF, AS_OF)]:
+        summaries, calibration = customer_summaries_with_holdout(
+            world.conn, as_of=as_of, calibration_end=cal_end, unit=unit
+        )
+        assert_frame_equal(summaries, customer_summaries(world.conn, as_of=as_of, unit=unit), check_exact=True)
+        assert_frame_equal(
+            calibration,
+            customer_summaries(world.conn, as_of=as_of, calibration_end=cal_end, unit=unit),
+            check_exact=True,
+        )
+    summaries, calibration = customer_summaries_with_holdout(
+        world.conn, as_of=D(2024, 1, 1), calibration_end=D(2023, 6, 1)
+    )
+    assert summaries["first_purchase"].null_count() == calibration["first_purchase"].null_count() == 9
+
+
+def test_first_purchase_day(world):
+    earliest = customer_summaries(world.conn, as_of=AS_OF)["first_purchase"].min()
+    assert first_purchase_day(world.conn, as_of=AS_OF) == earliest == D(2025, 1, 1)
+    assert first_purchase_day(world.conn, as_of=D(2024, 1, 1)) is None
+
+
 def test_argument_checks(world):
     with pytest.raises(InvalidInput):
         customer_summaries(world.conn, as_of=AS_OF, calibration_end=D(2026, 7, 1))
+    with pytest.raises(InvalidInput):
+        customer_summaries_with_holdout(world.conn, as_of=AS_OF, calibration_end=D(2026, 7, 1))
     with pytest.raises(InvalidInput):
         customer_summaries(world.conn, as_of=AS_OF, unit="months")
     with pytest.raises(InvalidInput):
@@ -639,9 +674,12 @@ def test_summaries_of_generated_data_match_an_independent_computation(fresh_engi
     as_of, cal_end = D(2026, 5, 31), D(2025, 12, 31)
     conn = duckdb_connection(fresh_engine)
     try:
-        got = rows_by_id(customer_summaries(conn, as_of=as_of, calibration_end=cal_end))
+        calibration = customer_summaries(conn, as_of=as_of, calibration_end=cal_end)
+        _, paired = customer_summaries_with_holdout(conn, as_of=as_of, calibration_end=cal_end)
     finally:
         conn.close()
+    assert_frame_equal(paired, calibration, check_exact=True)
+    got = rows_by_id(calibration)
     want = _oracle(fresh_engine, as_of=as_of, period_end=cal_end)
     assert set(got) == set(want)
     assert sum(1 for row in want.values() if row["frequency"] > 0) > 50

@@ -14,7 +14,14 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from patron.analytics.engine import duckdb_connection, export_parquet, register_spark_views
-from patron.analytics.queries import cohort_retention, customer_summaries, daily_transactions, purchase_insights
+from patron.analytics.queries import (
+    cohort_retention,
+    customer_summaries,
+    customer_summaries_with_holdout,
+    daily_transactions,
+    first_purchase_day,
+    purchase_insights,
+)
 from patron.db import session_scope
 from patron.demo.generator import generate
 from tests.analytics.test_engine import build_ties
@@ -66,6 +73,17 @@ def test_customer_summaries_with_holdout_in_weeks(spark_views, duck):
     same(expected, customer_summaries(spark_views, as_of=AS_OF, calibration_end=CAL_END, unit="weeks"))
     assert expected["frequency_holdout"].sum() > 1_000
     assert expected["frequency_holdout"].null_count() > 0
+
+
+def test_customer_summaries_with_holdout(spark_views, duck):
+    expected = customer_summaries_with_holdout(duck, as_of=AS_OF, calibration_end=CAL_END)
+    for duck_df, spark_df in zip(
+        expected, customer_summaries_with_holdout(spark_views, as_of=AS_OF, calibration_end=CAL_END), strict=True
+    ):
+        same(duck_df, spark_df)
+    assert expected[0].equals(customer_summaries(duck, as_of=AS_OF))
+    assert expected[1].equals(customer_summaries(duck, as_of=AS_OF, calibration_end=CAL_END))
+    assert first_purchase_day(spark_views, as_of=AS_OF) == first_purchase_day(duck, as_of=AS_OF) is not None
 
 
 def test_daily_transactions(spark_views, duck):

@@ -116,7 +116,13 @@ def read_here(
     """read_inputs in this process (the insights in a thread of it); DuckDB spills into a folder under scratch."""
     from patron.analytics import repository, snapshot, validation
     from patron.analytics.engine import duckdb_connection
-    from patron.analytics.queries import customer_summaries, daily_transactions, purchase_insights
+    from patron.analytics.queries import (
+        customer_summaries,
+        customer_summaries_with_holdout,
+        daily_transactions,
+        first_purchase_day,
+        purchase_insights,
+    )
 
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -142,19 +148,24 @@ def read_here(
         progress("summaries")
         snapshot.materialize(conn, extra_sql=repository.DUCKDB_QUERIES)
         lap("snapshot")
-        summaries = customer_summaries(conn, as_of=as_of, unit="days")
+        # The holdout's length depends on the first purchase day; knowing it first, one pass
+        # over the orders gives both the summaries and the calibration summaries.
+        first_day = first_purchase_day(conn, as_of=as_of)
+        days, note = validation.choose_holdout(first_day, as_of, holdout_days)
+        calibration_end = calibration = daily = None
+        if days is None:
+            summaries = customer_summaries(conn, as_of=as_of, unit="days")
+        else:
+            calibration_end = as_of - timedelta(days=days)
+            summaries, calibration = customer_summaries_with_holdout(
+                conn, as_of=as_of, calibration_end=calibration_end, unit="days"
+            )
+            calibration = calibration.filter(pl.col("first_purchase").is_not_null())
         orders_after = repository.orders_after(conn, as_of=as_of)
         margin = repository.cost_margin(conn, as_of=as_of) if cost_margin else None
         lap("summaries")
-        first_day = summaries["first_purchase"].min()
-        days, note = validation.choose_holdout(first_day, as_of, holdout_days)
-        calibration_end = calibration = daily = None
         if days is not None:
             progress("validation")
-            calibration_end = as_of - timedelta(days=days)
-            calibration = customer_summaries(conn, as_of=as_of, calibration_end=calibration_end, unit="days").filter(
-                pl.col("first_purchase").is_not_null()
-            )
             daily = daily_transactions(conn, start=first_day, end=as_of, unit="days")
             lap("validation_queries")
     except BaseException:
