@@ -19,7 +19,7 @@ from patron.analytics.models import BGNBD, GammaGamma, ParetoNBD
 from patron.analytics.reader import read_inputs
 from patron.db import session_scope
 from patron.errors import InvalidInput, NotFound
-from patron.models import AnalysisRun, CustomerInsight, Product
+from patron.models import AnalysisRun, CustomerInsight, CustomerScore, Product
 from patron.models.enums import AnalysisStatus
 from tests.analytics.helpers import (
     CDNOW,
@@ -440,4 +440,40 @@ def test_a_run_refused_after_its_insights_were_written_leaves_nothing_behind(fre
         assert session.scalars(select(AnalysisRun.id)).all() == [first.id]
         after = {row.customer_id: row.updated_at for row in session.scalars(select(CustomerInsight))}
         assert after == before  # the refused run's replacement of the insights was rolled back
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("patron-analytics-")]
+
+
+REFUSE_INSIGHTS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_insights BEFORE INSERT ON customer_insights "
+        "BEGIN SELECT RAISE(ABORT, 'insights refused by the test trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_insights() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'insights refused by the test trigger'; END $$",
+        "CREATE TRIGGER refuse_insights BEFORE INSERT ON customer_insights "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_insights()",
+    ],
+}
+
+
+@pytest.mark.parametrize("holdout_days", [0, None], ids=["no-holdout", "holdout"])
+def test_a_failed_insights_write_fails_the_run_with_its_own_error_and_writes_nothing(fresh_engine, holdout_days):
+    """The insights and the scores share one transaction, written in whichever order they are ready.
+
+    A database error in the insights' write (a real trigger) must surface as itself, not as
+    the scores' write failing on the broken transaction after it, and nothing of the run stays.
+    """
+    as_of = date(2026, 6, 30)
+    build(fresh_engine, [[(at(2025, 9, 5), "20.00"), (at(2026, 3, 9), "35.00"), (at(2026, 5, 1), "9.00")]] * 40)
+    first = analyze(fresh_engine, as_of=as_of, holdout_days=0)
+    with fresh_engine.begin() as conn:
+        for statement in REFUSE_INSIGHTS[fresh_engine.dialect.name]:
+            conn.exec_driver_sql(statement)
+    with pytest.raises(Exception, match="insights refused by the test trigger"):
+        analyze(fresh_engine, as_of=as_of, holdout_days=holdout_days)
+    with session_scope(fresh_engine) as session:
+        assert session.scalars(select(AnalysisRun.id)).all() == [first.id]
+        assert session.scalar(select(func.count()).select_from(CustomerScore)) == first.customers
+        assert session.scalar(select(func.count()).select_from(CustomerInsight)) == 40
     assert not [t.name for t in threading.enumerate() if t.name.startswith("patron-analytics-")]

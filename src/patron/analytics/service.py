@@ -34,6 +34,7 @@ parameters).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -227,10 +228,11 @@ class _Analysis:
             run.message = "\n".join(["There are no customers: nothing to analyse.", *self.notes])
             return
         self._describe_input(buyers)
-        # The insights are written (in a thread, on the run's connection) as soon as they
-        # arrive, while the models are fitted here; this thread uses the connection again
-        # only once that write is over.
+        # The insights and the scores share the run's connection (one transaction) and each is
+        # written as soon as it is ready, whichever comes first: the insights by a thread,
+        # the scores here. The lock keeps the two writes apart.
         connection = self.session.connection()
+        writing, insights_failed = threading.Lock(), threading.Event()
         latest = repository.latest_insights_as_of(self.session)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="patron-analytics-insights-write") as pool:
             if latest is not None and latest > as_of:
@@ -239,20 +241,22 @@ class _Analysis:
                 self.notes.append(f"Purchase-history insights were kept: they are as of {latest}, after {as_of}.")
                 insights_written = None
             else:
-                insights_written = pool.submit(_write_insights, connection, inputs, as_of)
+                insights_written = pool.submit(_write_insights, connection, (writing, insights_failed), inputs, as_of)
             try:
                 scores, predicted = self._scores(inputs, summaries, buyers, model=model, horizon_days=horizon_days,
                                                  discount_rate=discount_rate, margin=margin)  # fmt: skip
+                del summaries, buyers
+                with writing:
+                    if insights_failed.is_set():
+                        insights_written.result()  # the transaction is broken: raise the cause
+                    self._step("write")
+                    repository.insert_scores(connection, scores)
+                    self._done("write")
             except BaseException:
                 inputs.close()  # so that a writer still waiting for the insights stops now
                 raise
-            finally:
-                del summaries, buyers
             if insights_written is not None:
                 self.timings.update(insights_written.result())
-        self._step("write")
-        repository.insert_scores(connection, scores)
-        self._done("write")
         complete = predicted and "error" not in run.fits.get("gamma_gamma", {})
         run.status = AnalysisStatus.completed if complete else AnalysisStatus.partial
         run.message = "\n".join(self.notes) or None
@@ -573,15 +577,26 @@ def _score_frame(
     )
 
 
-def _write_insights(connection: Connection, inputs: RunInputs, as_of: date) -> dict[str, float]:
-    """Wait for the run's insights and replace the stored ones by them; returns the timings."""
+def _write_insights(
+    connection: Connection, guard: tuple[threading.Lock, threading.Event], inputs: RunInputs, as_of: date
+) -> dict[str, float]:
+    """Wait for the run's insights and replace the stored ones by them; returns the timings.
+
+    The write holds the lock of guard; a failed write sets its event before letting go.
+    """
+    writing, failed = guard
     clock = time.perf_counter()
-    insights = inputs.insights()
-    waited = time.perf_counter()
-    repository.replace_insights(connection, _insight_frame(insights, as_of))
+    frame = _insight_frame(inputs.insights(), as_of)
+    with writing:
+        waited = time.perf_counter()
+        try:
+            repository.replace_insights(connection, frame)
+        except BaseException:
+            failed.set()
+            raise
     return {
         **inputs.timings,  # now with the insights query's own time
-        "insights_wait": round(waited - clock, 3),
+        "insights_wait": round(waited - clock, 3),  # for the insights, then for the scores' write
         "insights_write": round(time.perf_counter() - waited, 3),
     }
 
