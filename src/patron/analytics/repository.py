@@ -121,12 +121,16 @@ def latest_insights_as_of(session: Session) -> date | None:
     return session.scalar(select(func.max(CustomerInsight.as_of)))
 
 
-def replace_insights(conn: Connection, insights: pl.DataFrame) -> None:
-    """Replace every stored insight by `insights` (INSIGHT_COLUMNS): they describe one analysis.
+def clear_insights(conn: Connection) -> None:
+    """Delete every stored insight, before insert_insights writes one analysis's in the same transaction.
 
-    Customers without a row in the frame (nothing bought in the window, merged away) lose
-    theirs. A delete and a plain bulk insert instead of an upsert: ON CONFLICT DO UPDATE
-    of a million rows took three times as long on PostgreSQL.
+    Customers without a row in the new frame (nothing bought in the window, merged away)
+    lose theirs. A delete and a plain bulk insert instead of an upsert: ON CONFLICT DO
+    UPDATE of a million rows took three times as long on PostgreSQL.
     """
     conn.execute(delete(CustomerInsight))
+
+
+def insert_insights(conn: Connection, insights: pl.DataFrame) -> None:
+    """Insert one analysis's insights (INSIGHT_COLUMNS) in bulk, after clear_insights."""
     bulk.write_frame(conn, "customer_insights", insights.select(INSIGHT_COLUMNS))
