@@ -588,25 +588,29 @@ def _write_insights(
     """
     writing, failed = guard
 
-    def write(action: Callable[[], None]) -> None:
+    def write(action: Callable[[], None]) -> tuple[float, float]:
+        """Run action holding the lock; returns the seconds spent waiting for the lock and in action."""
+        asked = time.perf_counter()
         with writing:
+            started = time.perf_counter()
             try:
                 action()
             except BaseException:
                 failed.set()
                 raise
+        return started - asked, time.perf_counter() - started
 
+    _, cleared = write(lambda: repository.clear_insights(connection))
     clock = time.perf_counter()
-    write(lambda: repository.clear_insights(connection))
-    cleared = time.perf_counter()
     frame = _insight_frame(inputs.insights(), as_of)
-    waited = time.perf_counter()
-    write(lambda: repository.insert_insights(connection, frame))
+    waited = time.perf_counter() - clock
+    behind_scores, written = write(lambda: repository.insert_insights(connection, frame))
     return {
         **inputs.timings,  # now with the insights query's own time
-        "insights_clear": round(cleared - clock, 3),
-        "insights_wait": round(waited - cleared, 3),
-        "insights_write": round(time.perf_counter() - waited, 3),  # with any wait for the scores' write
+        "insights_clear": round(cleared, 3),
+        "insights_wait": round(waited, 3),
+        "insights_behind_scores": round(behind_scores, 3),  # waiting for the scores' write to end
+        "insights_write": round(written, 3),
     }
 
 
