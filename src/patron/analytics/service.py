@@ -230,9 +230,9 @@ class _Analysis:
         self._describe_input(buyers)
         # The insights and the scores share the run's connection (one transaction) and each is
         # written as soon as it is ready, whichever comes first: the insights by a thread,
-        # the scores here. The lock keeps the two writes apart.
+        # the scores here.
         connection = self.session.connection()
-        writing, insights_failed = threading.Lock(), threading.Event()
+        turns = _WriteTurns()
         latest = repository.latest_insights_as_of(self.session)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="patron-analytics-insights-write") as pool:
             if latest is not None and latest > as_of:
@@ -241,17 +241,18 @@ class _Analysis:
                 self.notes.append(f"Purchase-history insights were kept: they are as of {latest}, after {as_of}.")
                 insights_written = None
             else:
-                insights_written = pool.submit(_write_insights, connection, (writing, insights_failed), inputs, as_of)
+                insights_written = pool.submit(_write_insights, connection, turns, inputs, as_of)
             try:
                 scores, predicted = self._scores(inputs, summaries, buyers, model=model, horizon_days=horizon_days,
                                                  discount_rate=discount_rate, margin=margin)  # fmt: skip
                 del summaries, buyers
-                with writing:
-                    if insights_failed.is_set():
-                        insights_written.result()  # the transaction is broken: raise the cause
+
+                def write_scores() -> None:
                     self._step("write")
                     repository.insert_scores(connection, scores)
                     self._done("write")
+
+                turns.write(write_scores)
             except BaseException:
                 inputs.close()  # so that a writer still waiting for the insights stops now
                 raise
@@ -577,34 +578,43 @@ def _score_frame(
     )
 
 
-def _write_insights(
-    connection: Connection, guard: tuple[threading.Lock, threading.Event], inputs: RunInputs, as_of: date
-) -> dict[str, float]:
+class _WriteTurns:
+    """Writes from two threads on the run's one connection (one transaction), one at a time.
+
+    A failed write leaves the transaction broken (PostgreSQL refuses every statement after
+    it), so a later write raises that failure, the cause, instead of running.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failure: BaseException | None = None
+
+    def write(self, action: Callable[[], None]) -> tuple[float, float]:
+        """Run action in turn; returns the seconds spent waiting for the turn and in action."""
+        asked = time.perf_counter()
+        with self._lock:
+            started = time.perf_counter()
+            if self._failure is not None:
+                raise self._failure
+            try:
+                action()
+            except BaseException as exc:
+                self._failure = exc
+                raise
+        return started - asked, time.perf_counter() - started
+
+
+def _write_insights(connection: Connection, turns: _WriteTurns, inputs: RunInputs, as_of: date) -> dict[str, float]:
     """Replace the stored insights by the run's; returns the timings.
 
     The old ones are deleted at once (the connection is free while the models are fitted;
     deleting a million rows took PostgreSQL ~1.2 s), the new ones written when they arrive.
-    Each write holds the lock of guard; a failed one sets its event before letting go.
     """
-    writing, failed = guard
-
-    def write(action: Callable[[], None]) -> tuple[float, float]:
-        """Run action holding the lock; returns the seconds spent waiting for the lock and in action."""
-        asked = time.perf_counter()
-        with writing:
-            started = time.perf_counter()
-            try:
-                action()
-            except BaseException:
-                failed.set()
-                raise
-        return started - asked, time.perf_counter() - started
-
-    _, cleared = write(lambda: repository.clear_insights(connection))
+    _, cleared = turns.write(lambda: repository.clear_insights(connection))
     clock = time.perf_counter()
     frame = _insight_frame(inputs.insights(), as_of)
     waited = time.perf_counter() - clock
-    behind_scores, written = write(lambda: repository.insert_insights(connection, frame))
+    behind_scores, written = turns.write(lambda: repository.insert_insights(connection, frame))
     return {
         **inputs.timings,  # now with the insights query's own time
         "insights_clear": round(cleared, 3),
