@@ -9,7 +9,7 @@ from decimal import Decimal
 import polars as pl
 import psycopg
 import pytest
-from sqlalchemy import Boolean, Column, Date, Integer, MetaData, String, Table, select
+from sqlalchemy import Boolean, Column, Date, Integer, MetaData, SmallInteger, String, Table, select
 
 from patron import bulk
 from patron.models.base import Money, UTCDateTime
@@ -81,3 +81,68 @@ def test_a_failing_row_takes_the_whole_write_back(probe):
         bulk.write_frame(conn, "bulk_probe", frame)
     with probe.connect() as conn:
         assert conn.execute(select(PROBE)).all() == []
+
+
+# --------------------------------------------------------------------------- PostgreSQL's binary COPY
+
+CASTS = Table(
+    "bulk_casts",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("small", SmallInteger),
+    Column("amount", Money),
+    Column("at", UTCDateTime),
+    Column("code", String(3)),
+)
+
+
+@pytest.fixture
+def casts(postgres_engine):
+    CASTS.create(postgres_engine)
+    yield postgres_engine
+    CASTS.drop(postgres_engine)
+
+
+def test_postgresql_columns_are_cast_to_their_table_types(casts):
+    # Int64 ids into integer and smallint, floats into NUMERIC(12, 2) (to the nearest cent of
+    # the float's value), a naive datetime taken as UTC, an all-null column of no type.
+    frame = pl.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "small": [7, None, -3],
+            "amount": [12.35, 0.1 + 0.2, -2.5],
+            "at": [datetime(2026, 3, 1, 9, 30, 15, 123456), None, datetime(2026, 12, 31, 23, 59, 59)],
+            "code": [None, None, None],
+        }
+    )
+    with casts.begin() as conn:
+        bulk.write_frame(conn, "bulk_casts", frame)
+    with casts.connect() as conn:
+        stored = conn.execute(select(CASTS).order_by(CASTS.c.id)).all()
+    assert [tuple(row) for row in stored] == [
+        (1, 7, Decimal("12.35"), datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC), None),
+        (2, None, Decimal("0.30"), None, None),
+        (3, -3, Decimal("-2.50"), datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), None),
+    ]
+
+
+def test_postgresql_checks_what_text_input_would(casts):
+    # The binary format skips the text parser, not the column's own checks.
+    frame = pl.DataFrame({"id": [1, 2], "code": ["abc", "abcd"]})
+    with pytest.raises(psycopg.errors.StringDataRightTruncation), casts.begin() as conn:
+        bulk.write_frame(conn, "bulk_casts", frame)
+    with casts.connect() as conn:
+        assert conn.execute(select(CASTS)).all() == []
+
+
+def test_postgresql_refuses_what_it_cannot_encode(casts):
+    with casts.begin() as conn:
+        with pytest.raises(ValueError, match="bulk_casts has no column 'colour'"):
+            bulk.write_frame(conn, "bulk_casts", pl.DataFrame({"id": [1], "colour": ["red"]}))
+        conn.exec_driver_sql("ALTER TABLE bulk_casts ADD COLUMN span interval")
+        with pytest.raises(TypeError, match=r"cannot COPY into bulk_casts\.span of type interval"):
+            bulk.write_frame(conn, "bulk_casts", pl.DataFrame({"id": [1], "span": ["1 day"]}))
+        # A value that does not fit the column's type fails before anything is sent.
+        with pytest.raises(pl.exceptions.InvalidOperationError):
+            bulk.write_frame(conn, "bulk_casts", pl.DataFrame({"id": [1], "small": [70_000]}))
+        conn.exec_driver_sql("ALTER TABLE bulk_casts DROP COLUMN span")

@@ -1,21 +1,28 @@
 """A polars frame written into a table in bulk, inside the caller's transaction.
 
-PostgreSQL gets COPY ... FROM STDIN with CSV written by polars. SQLite gets INSERT
+PostgreSQL gets COPY ... FROM STDIN in the binary format, encoded from Arrow by pgpq:
+the server then takes each value as it is instead of parsing it from text (1M analysis
+scores, 21 columns: 3.1 s against 4.2-4.7 s with CSV, most of it floats and numerics
+parsed). The binary format has no implicit casts, so each column is first cast to the
+Arrow type of its table column, read from the catalog (`_pg_types`). SQLite gets INSERT
 statements of many rows each through executemany, fed from column lists: SQLite then
 does its per-statement work once per few hundred rows, and no Python object is made per
 row. No ORM object either way.
 
-Dates and timestamps (polars Date and Datetime columns) are written as SQLAlchemy
-stores them: ISO text on SQLite, ISO with a UTC offset on PostgreSQL. Other columns go
-as they are, so a caller that stages values in its own storage format passes text.
+On SQLite, dates and timestamps (polars Date and Datetime columns) are written as
+SQLAlchemy stores them, as ISO text; other columns go as they are, so a caller that
+stages values in its own storage format passes text. On PostgreSQL a column must cast
+to its table column's type: timestamps are polars Datetimes (naive ones are taken as
+UTC), money Float64 already rounded to its scale or Decimal (a float is cast to the
+nearest decimal of the column's scale).
 """
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from itertools import chain
 
+import pgpq
 import polars as pl
 from sqlalchemy.engine import Connection
 
@@ -25,7 +32,26 @@ CHUNK_ROWS = 100_000
 # statement against 4.4 s at 47 (the most that 999 parameters allow) and 10.4 s at one.
 SQLITE_ROWS_PER_STATEMENT = 500
 SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%6f"  # as SQLAlchemy writes DateTime to SQLite
-PG_TIMESTAMP = "%Y-%m-%dT%H:%M:%S%.f+00:00"
+# PostgreSQL column types (format_type's names) and the polars type whose Arrow form pgpq
+# encodes as that type's binary representation.
+_PG_FIXED_TYPES: dict[str, pl.DataType] = {
+    "smallint": pl.Int16(),
+    "integer": pl.Int32(),
+    "bigint": pl.Int64(),
+    "real": pl.Float32(),
+    "double precision": pl.Float64(),
+    "boolean": pl.Boolean(),
+    "date": pl.Date(),
+    "text": pl.String(),
+    # Both timestamp types are microseconds since 2000-01-01 in binary; timestamptz's are UTC.
+    "timestamp with time zone": pl.Datetime("us", "UTC"),
+    "timestamp without time zone": pl.Datetime("us"),
+}
+_PG_TYPES_OF = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute AS a
+WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+"""
 
 
 def write_frame(conn: Connection, table: str, frame: pl.DataFrame) -> None:
@@ -40,13 +66,45 @@ def write_frame(conn: Connection, table: str, frame: pl.DataFrame) -> None:
 
 def _copy(conn: Connection, table: str, frame: pl.DataFrame) -> None:
     raw = conn.connection.driver_connection
-    columns = ", ".join(frame.columns)
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-        for offset in range(0, frame.height, CHUNK_ROWS):
-            buffer = io.BytesIO()
-            # Nulls are unquoted empty fields (NULL to COPY csv); empty strings come out quoted.
-            frame.slice(offset, CHUNK_ROWS).write_csv(buffer, include_header=False, datetime_format=PG_TIMESTAMP)
-            copy.write(buffer.getbuffer())
+    with raw.cursor() as cur:
+        types = dict(cur.execute(_PG_TYPES_OF, (table,)).fetchall())
+        frame = frame.select([_pg_cast(frame.schema[name], name, table, types) for name in frame.columns])
+        columns = ", ".join(frame.columns)
+        encoder = None
+        with cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)") as copy:
+            for offset in range(0, frame.height, CHUNK_ROWS):
+                for batch in frame.slice(offset, CHUNK_ROWS).to_arrow().to_batches():
+                    if encoder is None:
+                        encoder = pgpq.ArrowToPostgresBinaryEncoder(batch.schema)
+                        copy.write(encoder.write_header())
+                    copy.write(encoder.write_batch(batch))
+            copy.write(encoder.finish())
+
+
+def _pg_cast(dtype: pl.DataType, name: str, table: str, types: dict[str, str]) -> pl.Expr:
+    """The column as the polars type matching its table column's PostgreSQL type."""
+    if name not in types:
+        raise ValueError(f"{table} has no column {name!r}")
+    pg_type = types[name]
+    column = pl.col(name)
+    if pg_type.startswith("numeric(") and "," in pg_type:
+        precision, scale = (int(part) for part in pg_type[len("numeric(") : -1].split(","))
+        target: pl.DataType = pl.Decimal(precision, scale)
+    elif pg_type.startswith(("character varying", "character(")):
+        target = pl.String()  # the server checks the length, as for text input
+    elif pg_type in _PG_FIXED_TYPES:
+        target = _PG_FIXED_TYPES[pg_type]
+        if isinstance(target, pl.Datetime) and isinstance(dtype, pl.Datetime):
+            if dtype.time_zone is None:
+                column = column.dt.replace_time_zone("UTC")
+            column = column.dt.convert_time_zone("UTC")
+            if target.time_zone is None:
+                column = column.dt.replace_time_zone(None)
+    else:
+        raise TypeError(f"patron.bulk cannot COPY into {table}.{name} of type {pg_type}")
+    if dtype == pl.Null:
+        return pl.lit(None, dtype=target).alias(name)
+    return column.cast(target, strict=True).alias(name)
 
 
 def _insert_many(conn: Connection, table: str, frame: pl.DataFrame) -> None:

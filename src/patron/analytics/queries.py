@@ -390,8 +390,10 @@ order_counts AS (
     CROSS JOIN radix AS r
     GROUP BY o.customer_id
 )
-SELECT c.customer_id,
-       COALESCE(oc.n_orders, 0) AS n_orders,
+-- Only customers with orders in the window: the others have nothing to say (window_orders
+-- holds live customers' orders only).
+SELECT oc.customer_id,
+       oc.n_orders,
        CAST(COALESCE(t.cents, 0) AS DOUBLE) / 100 AS spend,
        tc.top_category AS favourite_category,
        fb.brand AS favourite_brand,
@@ -406,14 +408,13 @@ SELECT c.customer_id,
        (CAST(t.value_cents AS DOUBLE) / 100) / NULLIF(CAST(t.cents AS DOUBLE) / 100, 0) AS value_share,
        ch.channel AS preferred_channel,
        COALESCE(t.has_children_signal, FALSE) AS has_children_signal
-FROM live_customers AS c
-LEFT JOIN order_counts AS oc ON oc.customer_id = c.customer_id
+FROM order_counts AS oc
 LEFT JOIN channels AS ch ON ch.code = oc.channel_code
-LEFT JOIN totals AS t ON t.customer_id = c.customer_id
-LEFT JOIN favourite_categories AS fc ON fc.customer_id = c.customer_id
+LEFT JOIN totals AS t ON t.customer_id = oc.customer_id
+LEFT JOIN favourite_categories AS fc ON fc.customer_id = oc.customer_id
 LEFT JOIN top_categories AS tc ON tc.code = fc.top_code
 LEFT JOIN brands AS tb ON tb.code = fc.brand_code
-LEFT JOIN favourite_brands AS f ON f.customer_id = c.customer_id
+LEFT JOIN favourite_brands AS f ON f.customer_id = oc.customer_id
 LEFT JOIN brands AS fb ON fb.code = f.brand_code
 """
 
@@ -675,6 +676,7 @@ def purchase_insights(
 ) -> pl.DataFrame:
     """What each unmerged customer bought in the window_days up to as_of: tastes, price level, channel.
 
+    One row per customer with orders (not cancelled) in the window; the others have none.
     Line value is quantity x unit_price - line discount. Columns: n_orders and spend in
     the window; favourite_category (top level of category_path) and favourite_brand by
     value; top_category_brand and brand_loyalty (its share of the favourite category's

@@ -199,8 +199,7 @@ def read_here(
             # The other core is for the models being fitted meanwhile, then for the scores' write.
             conn.execute(f"SET threads = {DUCKDB_INSIGHTS_THREADS}")
             conn.execute(f"SET memory_limit = '{DUCKDB_INSIGHTS_MEMORY_LIMIT}'")
-            # Only customers who bought in the insights' window have something to say.
-            frame = purchase_insights(conn, as_of=as_of).filter(pl.col("n_orders") > 0)
+            frame = purchase_insights(conn, as_of=as_of)
         except BaseException as exc:
             pending.set_exception(exc)
         else:

@@ -147,8 +147,11 @@ def tracking_png(report: dict[str, Any]) -> bytes:
     track = report["tracking"]
     weeks = np.arange(len(track["actual"]))
     cut = track["calibration_weeks"] - 0.5
-    fig = Figure(figsize=(10, 10), dpi=90, layout="constrained")
+    # Fixed margins: the constrained layout engine measured every label first, ~40% of the
+    # plot's time (0.3 s of a run).
+    fig = Figure(figsize=(10, 10), dpi=90)
     ax_week, ax_cum, ax_freq = fig.subplots(3, 1)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.06, top=0.96, hspace=0.42)
     ax_week.plot(weeks, track["actual"], color="black", label="actual")
     ax_cum.plot(weeks, np.cumsum(track["actual"]), color="black", label="actual")
     for name, series in track["expected"].items():
