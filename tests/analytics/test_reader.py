@@ -8,7 +8,10 @@ Closing the inputs before that ends the query and frees its process, thread and 
 from __future__ import annotations
 
 import glob
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 from datetime import date
@@ -16,8 +19,11 @@ from datetime import date
 import polars as pl
 import pytest
 
+from patron import migrate
 from patron.analytics import queries, reader
+from patron.analytics.engine import source_of
 from patron.analytics.reader import read_inputs
+from patron.db import make_engine
 from patron.errors import InvalidInput
 from tests.analytics.helpers import at, build
 
@@ -95,11 +101,40 @@ def test_a_failing_insights_query_is_raised_where_the_insights_are_waited_for(po
 
 
 def test_a_reader_process_that_dies_is_reported_with_its_exit_status():
-    child = reader._Child({"url": "not a url", "as_of": AS_OF.isoformat(), "holdout_days": None,
-                           "cost_margin": False, "insights": True})  # fmt: skip
+    # A request without its source: the child fails before it reads anything.
+    child = reader._Child({"as_of": AS_OF.isoformat(), "holdout_days": None, "cost_margin": False, "insights": True})
     try:
-        with pytest.raises(reader.ReaderFailed, match=r"exit status 1\): (.|\n)*Could not parse SQLAlchemy URL"):
+        with pytest.raises(reader.ReaderFailed, match=r"exit status 1\): (.|\n)*KeyError: 'source'"):
             child.next_message()
     finally:
         child.close()
     assert not os.path.exists(child.folder.name)
+
+
+def test_the_reader_process_imports_neither_sqlalchemy_nor_the_models(tmp_path):
+    # The run waits for the child to start, and SQLAlchemy and the ORM models doubled its
+    # imports: it gets the database as a Source instead (see patron.analytics.reader).
+    engine = make_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    request = {
+        "source": source_of(engine).as_json(),
+        "as_of": AS_OF.isoformat(),
+        "holdout_days": None,
+        "cost_margin": True,
+        "insights": True,
+        "folder": str(tmp_path),
+    }
+    probe = (
+        "import sys\n"
+        "from patron.analytics import reader\n"
+        "reader._child_main()\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy' or m.startswith('patron.models'))\n"
+        "print('heavy', heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], input=json.dumps(request), capture_output=True, text=True, check=True
+    )
+    kinds = [line.split(" ", 1)[0] for line in result.stdout.splitlines()]
+    assert kinds[-3:] == ["inputs", "insights", "heavy"]  # the child did its whole job
+    assert result.stdout.splitlines()[-1] == "heavy []"

@@ -6,7 +6,8 @@ scanner and puts typed views in front of the tables the queries read (`orders`,
 backend difference: timestamps are naive UTC TIMESTAMPs, money is DECIMAL(18,2), ids
 are BIGINT, booleans are BOOLEAN, JSON is text. Spark reads a Parquet snapshot of
 those views (`export_parquet`, then `register_spark_views`) as temp views of the same
-names, so one query text runs on both engines.
+names, so one query text runs on both engines. `source_of` turns a SQLAlchemy engine
+into a `Source`, plain data from which `duckdb_connection` builds all that.
 
 The scanners come from the `duckdb-extension-sqlite` and
 `duckdb-extension-postgres-scanner` wheels and are loaded from their package
@@ -21,23 +22,21 @@ import os
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-from sqlalchemy import JSON, Boolean, Date, Integer
-from sqlalchemy.engine import URL, Engine
 
 from patron.errors import PatronError
-from patron.models import Customer, Order, OrderLine, OrderReturn, Product
-from patron.models.base import Money, UTCDateTime
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+    from sqlalchemy.engine import URL, Engine
 
 ATTACHED = "operational"
-TABLES = {model.__tablename__: model for model in (Customer, Order, OrderLine, OrderReturn, Product)}
+TABLES = ("customers", "orders", "order_lines", "order_returns", "products")
 
 # backend: (wheel package, file name stem in the wheel, the extension's own name).
 _EXTENSIONS = {
@@ -112,10 +111,56 @@ def libpq_conninfo(url: URL) -> str:
     return make_conninfo("", **params)
 
 
-def duckdb_connection(engine: Engine) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the operational database attached read-only behind typed views."""
+@dataclass(frozen=True)
+class Source:
+    """What DuckDB needs to read an operational database, as plain data.
+
+    No SQLAlchemy in it: the SQLite reader process (patron.analytics.reader) gets one as
+    JSON and starts without importing SQLAlchemy or the models, about a second sooner.
+    """
+
+    backend: str  # "sqlite" or "postgresql"
+    location: str  # the SQLite file, or a libpq connection string
+    # Per table, (column, DuckDB expression reading it with the type every query expects).
+    columns: dict[str, list[tuple[str, str]]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"backend": self.backend, "location": self.location, "columns": self.columns}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Source:
+        columns = {table: [(name, expr) for name, expr in pairs] for table, pairs in data["columns"].items()}
+        return cls(backend=data["backend"], location=data["location"], columns=columns)
+
+
+def source_of(engine: Engine) -> Source:
+    """The Source of the database behind a SQLAlchemy engine (SQLite file or PostgreSQL)."""
+    from patron.models import Customer, Order, OrderLine, OrderReturn, Product
+
     backend = engine.dialect.name
-    path = extension_path(backend)
+    if backend == "sqlite":
+        location = engine.url.database
+        if not location or location == ":memory:" or location.startswith("file:"):
+            raise AnalyticsUnavailable("analytics needs a SQLite database file, not an in-memory database")
+    elif backend == "postgresql":
+        location = libpq_conninfo(engine.url)
+    else:
+        raise AnalyticsUnavailable(f"analytics supports SQLite and PostgreSQL, not {backend}")
+    models = {model.__tablename__: model for model in (Customer, Order, OrderLine, OrderReturn, Product)}
+    columns = {
+        table: [
+            (column.name, _column_expr(backend, column.name, column.type)) for column in models[table].__table__.columns
+        ]
+        for table in TABLES
+    }
+    return Source(backend=backend, location=location, columns=columns)
+
+
+def duckdb_connection(source: Engine | Source) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the operational database attached read-only behind typed views."""
+    if not isinstance(source, Source):
+        source = source_of(source)
+    path = extension_path(source.backend)
     conn = duckdb.connect(
         ":memory:",
         config={
@@ -128,15 +173,9 @@ def duckdb_connection(engine: Engine) -> duckdb.DuckDBPyConnection:
         # Dates are UTC dates whatever the machine's zone (timestamptz -> date uses it).
         conn.execute("SET TimeZone = 'UTC'")
         conn.execute(f"LOAD '{_quote(str(path))}'")
-        if backend == "sqlite":
-            database = engine.url.database
-            if not database or database == ":memory:" or database.startswith("file:"):
-                raise AnalyticsUnavailable("analytics needs a SQLite database file, not an in-memory database")
-            conn.execute(f"ATTACH '{_quote(database)}' AS {ATTACHED} (TYPE sqlite, READ_ONLY)")
-        else:
-            conninfo = libpq_conninfo(engine.url)
-            conn.execute(f"ATTACH '{_quote(conninfo)}' AS {ATTACHED} (TYPE postgres, READ_ONLY)")
-        _create_views(conn, backend)
+        kind = "sqlite" if source.backend == "sqlite" else "postgres"
+        conn.execute(f"ATTACH '{_quote(source.location)}' AS {ATTACHED} (TYPE {kind}, READ_ONLY)")
+        _create_views(conn, source)
     except BaseException:
         conn.close()
         raise
@@ -147,8 +186,8 @@ def _quote(value: str) -> str:
     return value.replace("'", "''")
 
 
-def _create_views(conn: duckdb.DuckDBPyConnection, backend: str) -> None:
-    for table, model in TABLES.items():
+def _create_views(conn: duckdb.DuckDBPyConnection, source: Source) -> None:
+    for table, columns in source.columns.items():
         present = {
             row[0]
             for row in conn.execute(
@@ -158,15 +197,15 @@ def _create_views(conn: duckdb.DuckDBPyConnection, backend: str) -> None:
         }
         if not present:
             raise AnalyticsUnavailable(f"the operational database has no {table} table (run `patron db upgrade`)")
-        columns = [
-            f'{_column_expr(backend, column.name, column.type)} AS "{column.name}"'
-            for column in model.__table__.columns
-            if column.name in present
-        ]
-        conn.execute(f'CREATE VIEW "{table}" AS SELECT {", ".join(columns)} FROM {ATTACHED}."{table}"')
+        select_list = ", ".join(f'{expr} AS "{name}"' for name, expr in columns if name in present)
+        conn.execute(f'CREATE VIEW "{table}" AS SELECT {select_list} FROM {ATTACHED}."{table}"')
 
 
 def _column_expr(backend: str, name: str, type_) -> str:
+    from sqlalchemy import JSON, Boolean, Date, Integer
+
+    from patron.models.base import Money, UTCDateTime
+
     col = f'"{name}"'
     if isinstance(type_, UTCDateTime):
         # SQLite holds naive UTC text (read as TIMESTAMP); PostgreSQL holds timestamptz,
@@ -237,7 +276,7 @@ def export_parquet(source: duckdb.DuckDBPyConnection | Engine, directory: str | 
     """Write the typed views (orders, order_lines, ...) as one Parquet file each into directory."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    conn = duckdb_connection(source) if isinstance(source, Engine) else source
+    conn = source if isinstance(source, duckdb.DuckDBPyConnection) else duckdb_connection(source)
     files = {}
     try:
         for table in TABLES:

@@ -418,6 +418,21 @@ LEFT JOIN favourite_brands AS f ON f.customer_id = oc.customer_id
 LEFT JOIN brands AS fb ON fb.code = f.brand_code
 """
 
+ORDERS_AFTER = """
+SELECT COUNT(*) AS n FROM orders WHERE status <> 'cancelled' AND CAST(placed_at AS DATE) > :as_of
+"""
+
+COST_MARGIN = """
+SELECT SUM(l.quantity * l.unit_price - l.discount) AS revenue,
+       SUM(l.quantity * p.unit_cost) AS cost
+FROM orders AS o
+JOIN order_lines AS l ON l.order_id = o.id
+JOIN products AS p ON p.id = l.product_id
+WHERE o.status <> 'cancelled'
+  AND p.unit_cost IS NOT NULL
+  AND CAST(o.placed_at AS DATE) > :window_start AND CAST(o.placed_at AS DATE) <= :as_of
+"""
+
 QUERIES = {
     "customer_summaries": CUSTOMER_SUMMARIES,
     "customer_summaries_with_holdout": CUSTOMER_SUMMARIES_WITH_HOLDOUT,
@@ -425,6 +440,8 @@ QUERIES = {
     "daily_transactions": DAILY_TRANSACTIONS,
     "cohort_retention": COHORT_RETENTION,
     "purchase_insights": PURCHASE_INSIGHTS,
+    "orders_after": ORDERS_AFTER,
+    "cost_margin": COST_MARGIN,
 }
 
 # Result schemas: both engines' answers are cast to these, so they compare column by column.
@@ -697,3 +714,18 @@ def purchase_insights(
         children_categories=[c.strip().lower() for c in children_categories],
     )
     return _cast(df, INSIGHTS_SCHEMA).sort("customer_id")
+
+
+def orders_after(conn: Backend, *, as_of: date) -> int:
+    """Orders (not cancelled) dated after as_of (UTC days), which a run as of as_of leaves out."""
+    as_of = _utc_day(as_of, "as_of")
+    return int(run_query(conn, ORDERS_AFTER, as_of=as_of)["n"].item())
+
+
+def cost_margin(conn: Backend, *, as_of: date, window_days: int = 365) -> float | None:
+    """Gross margin (1 - cost / revenue) of the lines sold in the window whose product has a unit cost."""
+    as_of = _utc_day(as_of, "as_of")
+    revenue, cost = run_query(conn, COST_MARGIN, window_start=as_of - timedelta(days=window_days), as_of=as_of).row(0)
+    if revenue is None or cost is None or revenue <= 0:
+        return None
+    return 1.0 - float(cost) / float(revenue)

@@ -8,9 +8,8 @@ object is made per customer.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
 
-import duckdb
 import polars as pl
 from sqlalchemy import Connection, Select, delete, func, select
 from sqlalchemy.orm import Session
@@ -72,40 +71,6 @@ def latest_scores(session: Session) -> Iterator[CustomerScore]:
 def customer_insight(session: Session, customer_id: int) -> CustomerInsight | None:
     """The customer's latest purchase-history insights, or None."""
     return session.get(CustomerInsight, customer_id)
-
-
-ORDERS_AFTER = """
-SELECT COUNT(*) FROM orders WHERE status <> 'cancelled' AND CAST(placed_at AS DATE) > ?
-"""
-
-
-def orders_after(conn: duckdb.DuckDBPyConnection, *, as_of: date) -> int:
-    """Orders (not cancelled) dated after as_of (UTC days), which a run as of as_of leaves out."""
-    return int(conn.execute(ORDERS_AFTER, [as_of]).fetchone()[0])
-
-
-COST_MARGIN = """
-SELECT SUM(l.quantity * l.unit_price - l.discount) AS revenue,
-       SUM(l.quantity * p.unit_cost) AS cost
-FROM orders AS o
-JOIN order_lines AS l ON l.order_id = o.id
-JOIN products AS p ON p.id = l.product_id
-WHERE o.status <> 'cancelled'
-  AND p.unit_cost IS NOT NULL
-  AND CAST(o.placed_at AS DATE) > ? AND CAST(o.placed_at AS DATE) <= ?
-"""
-
-
-# The DuckDB queries of this module, beside patron.analytics.queries (snapshot.materialize reads their columns).
-DUCKDB_QUERIES = (ORDERS_AFTER, COST_MARGIN)
-
-
-def cost_margin(conn: duckdb.DuckDBPyConnection, *, as_of: date, window_days: int = 365) -> float | None:
-    """Gross margin (1 - cost / revenue) of the lines sold in the window whose product has a unit cost."""
-    revenue, cost = conn.execute(COST_MARGIN, [as_of - timedelta(days=window_days), as_of]).fetchone()
-    if revenue is None or cost is None or revenue <= 0:
-        return None
-    return 1.0 - float(cost) / float(revenue)
 
 
 # --------------------------------------------------------------------------- bulk writes

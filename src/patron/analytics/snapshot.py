@@ -23,10 +23,10 @@ from patron.analytics.queries import QUERIES
 
 
 @cache
-def used_columns(extra_sql: tuple[str, ...] = ()) -> frozenset[str] | None:
+def used_columns() -> frozenset[str] | None:
     """The column names any analytics query mentions; None when one selects `*` (copy everything)."""
     names: set[str] = set()
-    for sql in (*QUERIES.values(), *extra_sql):
+    for sql in QUERIES.values():
         tree = sqlglot.parse_one(sql, read="duckdb")
         for node in tree.find_all(exp.Column, exp.Star):
             if isinstance(node, exp.Column):
@@ -36,9 +36,9 @@ def used_columns(extra_sql: tuple[str, ...] = ()) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def materialize(conn: duckdb.DuckDBPyConnection, *, extra_sql: tuple[str, ...] = ()) -> None:
+def materialize(conn: duckdb.DuckDBPyConnection) -> None:
     """Replace the typed views of duckdb_connection() by in-memory tables of the columns the queries use."""
-    wanted = used_columns(extra_sql)
+    wanted = used_columns()
     copies = {}
     for table in TABLES:
         present = conn.table(table).columns
