@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from patron.analytics.engine import Source, duckdb_connection, source_of
+from patron.analytics.engine import TABLES, Source, duckdb_connection, source_of
 from patron.errors import PatronError
 
 if TYPE_CHECKING:
@@ -46,11 +46,15 @@ Progress = Callable[[str], None]
 # and 3M orders stay within it; more spills to a temporary folder.
 DUCKDB_MEMORY_LIMIT = "1GB"
 # The purchase-insights query runs while the models are fitted and the scores written, so
-# it gets one thread and less memory: DuckDB then spills copied tables it is not reading,
-# and the run's peak (1M customers, both at once) stayed ~400 MB lower. It finishes ~1.5 s
-# later, still before the scores' write, which it has to wait for anyway.
+# it gets one thread, and memory by backend (1M customers, 2 cores):
+# - SQLite: 500MB. The reader process lives beside the parent, with its own Python, polars
+#   and copied tables; at 900MB the two peaked at 2.0-2.2 GB together. The query spills
+#   copied tables it is not reading and ends 5.7-6.2 s after the summaries, still before
+#   the scores' write ends, which it has to wait for anyway.
+# - PostgreSQL: 900MB, in the one process, which then peaked at ~1.8 GB. At 500MB the
+#   spilling query took 7.7-9.2 s instead of 5.1-5.5 and the run waited for it at the end.
 DUCKDB_INSIGHTS_THREADS = 1
-DUCKDB_INSIGHTS_MEMORY_LIMIT = "500MB"
+DUCKDB_INSIGHTS_MEMORY_LIMIT = {"sqlite": "500MB", "postgresql": "900MB"}
 _FRAMES = ("summaries", "calibration", "daily")
 
 
@@ -150,7 +154,9 @@ def read_here(
         conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
         conn.execute(f"SET temp_directory = '{spill.name}'")
         progress("summaries")
-        snapshot.materialize(conn)
+        # The order lines only when the cost margin needs them now; else the insights copy them.
+        lines_later = insights and not cost_margin
+        snapshot.materialize(conn, tuple(t for t in TABLES if not (lines_later and t == "order_lines")))
         lap("snapshot")
         # The holdout's length depends on the first purchase day; knowing it first, one pass
         # over the orders gives both the summaries and the calibration summaries.
@@ -196,12 +202,15 @@ def read_here(
         try:
             # The other core is for the models being fitted meanwhile, then for the scores' write.
             conn.execute(f"SET threads = {DUCKDB_INSIGHTS_THREADS}")
-            conn.execute(f"SET memory_limit = '{DUCKDB_INSIGHTS_MEMORY_LIMIT}'")
+            conn.execute(f"SET memory_limit = '{DUCKDB_INSIGHTS_MEMORY_LIMIT[source.backend]}'")
+            if lines_later:
+                snapshot.materialize(conn, ("order_lines",))
+                timings["insights_snapshot"] = round(time.perf_counter() - started, 3)
             frame = queries.purchase_insights(conn, as_of=as_of)
         except BaseException as exc:
             pending.set_exception(exc)
         else:
-            timings["insights_query"] = round(time.perf_counter() - started, 3)
+            timings["insights_query"] = round(time.perf_counter() - started, 3)  # the copy included
             pending.set_result(frame)
         finally:
             release()

@@ -7,6 +7,14 @@ timestamps parsed from text, from SQLite). Copying the columns the queries use i
 DuckDB once and pointing the typed views at the copies is cheaper: on 1M customers /
 3M orders in SQLite the reads took 20 s instead of 22 s with one copy after another and
 less with the tables copied side by side (each scan runs on one thread).
+
+The order lines can be copied later than the rest (`materialize(tables=...)`): only the
+purchase insights and the cost margin read them, and the insights query runs while the
+models are fitted. The summaries, which the models wait for, then start ~0.9 s sooner on
+PostgreSQL and ~0.45 s on SQLite (1M customers, 2 cores). Each copy is its own read of
+the database (its own transaction on PostgreSQL), so the copies are not one consistent
+snapshot: an order placed in between may have its lines copied and not itself, and then
+counts nowhere, as if placed after the run started.
 """
 
 from __future__ import annotations
@@ -36,11 +44,11 @@ def used_columns() -> frozenset[str] | None:
     return frozenset(names)
 
 
-def materialize(conn: duckdb.DuckDBPyConnection) -> None:
-    """Replace the typed views of duckdb_connection() by in-memory tables of the columns the queries use."""
+def materialize(conn: duckdb.DuckDBPyConnection, tables: tuple[str, ...] = TABLES) -> None:
+    """Replace these typed views of duckdb_connection() by in-memory tables of the columns the queries use."""
     wanted = used_columns()
     copies = {}
-    for table in TABLES:
+    for table in tables:
         present = conn.table(table).columns
         columns = [c for c in present if wanted is None or c in wanted] or present[:1]
         select_list = ", ".join(f'"{c}"' for c in columns)
@@ -51,8 +59,9 @@ def materialize(conn: duckdb.DuckDBPyConnection) -> None:
         with conn.cursor() as cursor:
             cursor.execute(sql)
 
-    # The biggest table first, so the others fill the second thread meanwhile.
+    # The biggest tables first, so the others fill the second thread meanwhile.
+    biggest_first = sorted(copies, key=lambda t: t not in ("orders", "order_lines"))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(copy, [copies["orders"], *(sql for t, sql in copies.items() if t != "orders")]))
-    for table in TABLES:
+        list(pool.map(copy, [copies[t] for t in biggest_first]))
+    for table in tables:
         conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM "snapshot_{table}"')
