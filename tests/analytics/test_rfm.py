@@ -36,11 +36,23 @@ def test_scores_do_not_depend_on_row_order():
     assert (quintile_scores(values)[order] == quintile_scores(values[order])).all()
 
 
-def test_scores_match_the_formula_on_random_ties():
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda rng: rng.integers(0, 12, size=1000).astype(float),  # counted
+        lambda rng: rng.integers(0, 10**5, size=1000).astype(float),  # wide: sorted
+        lambda rng: np.round(rng.normal(50, 20, size=1000), 1),  # fractions: sorted
+    ],
+    ids=["small-whole-numbers", "wide-whole-numbers", "fractions"],
+)
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_scores_match_the_formula_on_random_ties(draw, higher_is_better):
     rng = np.random.default_rng(3)
-    values = rng.integers(0, 12, size=1000).astype(float)
-    worse = np.array([(values < v).sum() for v in values])
-    assert (quintile_scores(values) == 1 + (5 * worse) // values.size).all()
+    values = draw(rng)
+    keyed = values if higher_is_better else -values
+    worse = np.array([(keyed < k).sum() for k in keyed])
+    assert len(np.unique(values)) < values.size  # ties
+    assert (quintile_scores(values, higher_is_better=higher_is_better) == 1 + (5 * worse) // values.size).all()
 
 
 def test_a_single_value_scores_one_and_all_equal_values_score_one():

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from sqlalchemy import func, select, update
 
-from patron.analytics import service
+from patron.analytics import repository, service
 from patron.analytics.models import BGNBD, GammaGamma, ParetoNBD
 from patron.analytics.reader import read_inputs
 from patron.db import session_scope
@@ -477,3 +477,36 @@ def test_a_failed_insights_write_fails_the_run_with_its_own_error_and_writes_not
         assert session.scalar(select(func.count()).select_from(CustomerScore)) == first.customers
         assert session.scalar(select(func.count()).select_from(CustomerInsight)) == 40
     assert not [t.name for t in threading.enumerate() if t.name.startswith("patron-analytics-")]
+
+
+def _filenode(engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT pg_relation_filenode('customer_insights')").scalar()
+
+
+@pytest.mark.parametrize("reader_holds_the_table", [False, True], ids=["truncated", "deleted"])
+def test_postgresql_replaces_the_insights_whole_even_while_a_reader_holds_them(
+    postgres_engine, monkeypatch, reader_holds_the_table
+):
+    """The old insights are truncated right before the new go in (a new file for the table);
+    a reader holding the table past the lock timeout makes the run delete them instead."""
+    # A bought within a year of both days; B's only order leaves the window by the second.
+    a, _ = build(postgres_engine, [[(at(2025, 9, 5), "20.00"), (at(2026, 3, 9), "35.00")], [(at(2025, 8, 1), "9.00")]])
+    analyze(postgres_engine, as_of=date(2026, 6, 30), holdout_days=0)
+    before = _filenode(postgres_engine)
+    monkeypatch.setattr(repository, "TRUNCATE_LOCK_TIMEOUT", "200ms")
+    with postgres_engine.connect() as reader:
+        if reader_holds_the_table:
+            reader.execute(select(func.count()).select_from(CustomerInsight))  # holds its lock until the end
+        analyze(postgres_engine, as_of=date(2026, 8, 15), holdout_days=0)
+        reader.rollback()
+    assert (_filenode(postgres_engine) == before) is reader_holds_the_table
+    with session_scope(postgres_engine) as session:
+        assert {(r.customer_id, r.as_of) for r in session.scalars(select(CustomerInsight))} == {(a, date(2026, 8, 15))}
+
+
+def test_postgresql_truncation_leaves_the_lock_timeout_as_it_was(postgres_engine):
+    with postgres_engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '7s'")
+        repository.replace_insights(conn, pl.DataFrame(schema=repository.INSIGHT_COLUMNS))
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "7s"

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from datetime import date
 
 import polars as pl
+import psycopg
 from sqlalchemy import Connection, Select, delete, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from patron import bulk
@@ -86,16 +88,38 @@ def latest_insights_as_of(session: Session) -> date | None:
     return session.scalar(select(func.max(CustomerInsight.as_of)))
 
 
-def clear_insights(conn: Connection) -> None:
-    """Delete every stored insight, before insert_insights writes one analysis's in the same transaction.
+# How long a run waits for readers of the insights (the 360 page, segment counts) before
+# it deletes the old insights row by row instead of truncating the table; see replace_insights.
+TRUNCATE_LOCK_TIMEOUT = "2s"
+
+
+def replace_insights(conn: Connection, insights: pl.DataFrame) -> None:
+    """Replace every stored insight by one analysis's (a frame with INSIGHT_COLUMNS), in the caller's transaction.
 
     Customers without a row in the new frame (nothing bought in the window, merged away)
-    lose theirs. A delete and a plain bulk insert instead of an upsert: ON CONFLICT DO
-    UPDATE of a million rows took three times as long on PostgreSQL.
+    lose theirs. PostgreSQL gets a TRUNCATE: after a DELETE, inserting ~700k rows among
+    the dead ones took 2.2 s instead of 1.0 s (1M customers, 2 cores). TRUNCATE locks
+    readers out of the table until the run commits, so it comes right before the insert,
+    about a second before the commit, and if readers hold the table for longer than
+    TRUNCATE_LOCK_TIMEOUT the rows are deleted instead. SQLite empties a table as fast by
+    DELETE. Not an upsert: ON CONFLICT DO UPDATE of a million rows took three times as long.
     """
-    conn.execute(delete(CustomerInsight))
+    if not (conn.dialect.name == "postgresql" and _truncated(conn, CustomerInsight.__tablename__)):
+        conn.execute(delete(CustomerInsight))
+    bulk.write_frame(conn, CustomerInsight.__tablename__, insights.select(INSIGHT_COLUMNS))
 
 
-def insert_insights(conn: Connection, insights: pl.DataFrame) -> None:
-    """Insert one analysis's insights (INSIGHT_COLUMNS) in bulk, after clear_insights."""
-    bulk.write_frame(conn, "customer_insights", insights.select(INSIGHT_COLUMNS))
+def _truncated(conn: Connection, table: str) -> bool:
+    """TRUNCATE table unless its lock is not had within TRUNCATE_LOCK_TIMEOUT (PostgreSQL)."""
+    previous = conn.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar()
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{TRUNCATE_LOCK_TIMEOUT}'")
+            conn.exec_driver_sql(f"TRUNCATE {table}")
+    except OperationalError as exc:
+        if not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+            raise
+        return False  # rolled back to the savepoint, lock_timeout with it
+    # SET LOCAL outlives the released savepoint: the transaction's own value back for the rest.
+    conn.exec_driver_sql("SELECT set_config('lock_timeout', %s, true)", (previous,))
+    return True

@@ -67,6 +67,14 @@ def quintile_scores(values: np.ndarray, *, higher_is_better: bool = True) -> np.
     if np.isnan(values).any():
         raise ValueError("RFM values must not be NaN")
     keyed = values if higher_is_better else -values
+    low, high = keyed.min(), keyed.max()
+    if high - low < 4 * n and (keyed == np.floor(keyed)).all():
+        # Whole numbers in a small range (days since the last purchase, order counts):
+        # strictly worse = the counts of the smaller values, with no sort.
+        codes = (keyed - low).astype(np.int64)
+        counts = np.bincount(codes)
+        below = np.cumsum(counts) - counts
+        return (1 + (5 * below[codes]) // n).astype(np.int16)
     # Strictly worse = strictly smaller key = the position of the first equal key in sorted
     # order (one argsort; searchsorted of unsorted keys was ten times slower on 1M rows).
     order = np.argsort(keyed, kind="stable")

@@ -605,19 +605,13 @@ class _WriteTurns:
 
 
 def _write_insights(connection: Connection, turns: _WriteTurns, inputs: RunInputs, as_of: date) -> dict[str, float]:
-    """Replace the stored insights by the run's; returns the timings.
-
-    The old ones are deleted at once (the connection is free while the models are fitted;
-    deleting a million rows took PostgreSQL ~1.2 s), the new ones written when they arrive.
-    """
-    _, cleared = turns.write(lambda: repository.clear_insights(connection))
+    """Replace the stored insights by the run's when they arrive; returns the timings."""
     clock = time.perf_counter()
     frame = _insight_frame(inputs.insights(), as_of)
     waited = time.perf_counter() - clock
-    behind_scores, written = turns.write(lambda: repository.insert_insights(connection, frame))
+    behind_scores, written = turns.write(lambda: repository.replace_insights(connection, frame))
     return {
         **inputs.timings,  # now with the insights query's own time
-        "insights_clear": round(cleared, 3),
         "insights_wait": round(waited, 3),
         "insights_behind_scores": round(behind_scores, 3),  # waiting for the scores' write to end
         "insights_write": round(written, 3),
