@@ -66,6 +66,26 @@ def test_every_row_arrives_with_its_values(probe, rows):
         assert row.flag == expected["flag"]
 
 
+def test_columns_with_one_value_in_every_row_arrive_in_every_row(probe):
+    # SQLite binds such columns once per statement: every row must still get them.
+    rows = 2 * bulk.SQLITE_ROWS_PER_STATEMENT + 7
+    frame = _frame(rows).with_columns(
+        pl.lit("same").alias("name"),
+        pl.lit(2.5).alias("amount"),
+        pl.lit(date(2026, 5, 4)).alias("day"),
+        pl.lit(datetime(2026, 5, 4, 8, 0, 0, 1, tzinfo=UTC)).alias("at"),
+        pl.lit(True).alias("flag"),
+    )
+    with probe.begin() as conn:
+        bulk.write_frame(conn, "bulk_probe", frame)
+    with probe.connect() as conn:
+        stored = conn.execute(select(PROBE).order_by(PROBE.c.id)).all()
+    assert [tuple(row) for row in stored] == [
+        (i, "same", Decimal("2.50"), date(2026, 5, 4), datetime(2026, 5, 4, 8, 0, 0, 1, tzinfo=UTC), True)
+        for i in range(1, rows + 1)
+    ]
+
+
 def test_an_empty_frame_writes_nothing(probe):
     with probe.begin() as conn:
         bulk.write_frame(conn, "bulk_probe", _frame(0))
@@ -142,7 +162,10 @@ def test_postgresql_refuses_what_it_cannot_encode(casts):
         conn.exec_driver_sql("ALTER TABLE bulk_casts ADD COLUMN span interval")
         with pytest.raises(TypeError, match=r"cannot COPY into bulk_casts\.span of type interval"):
             bulk.write_frame(conn, "bulk_casts", pl.DataFrame({"id": [1], "span": ["1 day"]}))
-        # A value that does not fit the column's type fails before anything is sent.
-        with pytest.raises(pl.exceptions.InvalidOperationError):
-            bulk.write_frame(conn, "bulk_casts", pl.DataFrame({"id": [1], "small": [70_000]}))
         conn.exec_driver_sql("ALTER TABLE bulk_casts DROP COLUMN span")
+    # A value that does not fit its column's type fails the write (and its transaction) whole.
+    frame = pl.DataFrame({"id": list(range(1, bulk.CHUNK_ROWS + 2)), "small": [1] * bulk.CHUNK_ROWS + [70_000]})
+    with pytest.raises(pl.exceptions.InvalidOperationError), casts.begin() as conn:
+        bulk.write_frame(conn, "bulk_casts", frame)
+    with casts.connect() as conn:
+        assert conn.execute(select(CASTS)).all() == []

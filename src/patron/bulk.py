@@ -20,13 +20,12 @@ nearest decimal of the column's scale).
 from __future__ import annotations
 
 import sqlite3
-from itertools import chain
 
 import pgpq
 import polars as pl
 from sqlalchemy.engine import Connection
 
-# Rows per COPY chunk / executemany round: bounds the memory of the CSV text and values.
+# Rows per COPY chunk / executemany round: bounds the memory of the encoded rows and values.
 CHUNK_ROWS = 100_000
 # Rows per SQLite INSERT: 1M analysis scores (21 columns) took 3.6 s at 500 rows per
 # statement against 4.4 s at 47 (the most that 999 parameters allow) and 10.4 s at one.
@@ -68,12 +67,13 @@ def _copy(conn: Connection, table: str, frame: pl.DataFrame) -> None:
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
         types = dict(cur.execute(_PG_TYPES_OF, (table,)).fetchall())
-        frame = frame.select([_pg_cast(frame.schema[name], name, table, types) for name in frame.columns])
+        # Cast chunk by chunk: a cast copy of the whole frame would add to the caller's peak.
+        casts = [_pg_cast(frame.schema[name], name, table, types) for name in frame.columns]
         columns = ", ".join(frame.columns)
         encoder = None
         with cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)") as copy:
             for offset in range(0, frame.height, CHUNK_ROWS):
-                for batch in frame.slice(offset, CHUNK_ROWS).to_arrow().to_batches():
+                for batch in frame.slice(offset, CHUNK_ROWS).select(casts).to_arrow().to_batches():
                     if encoder is None:
                         encoder = pgpq.ArrowToPostgresBinaryEncoder(batch.schema)
                         copy.write(encoder.write_header())
@@ -112,24 +112,43 @@ def _insert_many(conn: Connection, table: str, frame: pl.DataFrame) -> None:
         [pl.col(n).dt.strftime("%Y-%m-%d") for n, t in frame.schema.items() if t == pl.Date]
         + [pl.col(n).dt.strftime(SQLITE_TIMESTAMP) for n, t in frame.schema.items() if isinstance(t, pl.Datetime)]
     )
+    # A column with one value in every row (a run's id and day, a write's time) is bound once
+    # per statement, not once per row: INSERT ... SELECT ?, column1, ... FROM (VALUES ...).
+    constant = [c for c in frame.columns if _is_constant(frame[c])]
+    varying = [c for c in frame.columns if c not in constant] or constant[:1]
+    constant = [c for c in constant if c not in varying]
+    fixed = [frame[c][0] for c in constant]
     raw = conn.connection.driver_connection
-    width = frame.width
+    width = len(varying)
     # SQLite before 3.32 allows 999 parameters per statement, later ones 32,766: ask.
-    per_statement = max(1, min(SQLITE_ROWS_PER_STATEMENT, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(fixed)
+    per_statement = max(1, min(SQLITE_ROWS_PER_STATEMENT, limit // width))
     one_row = "(" + ", ".join("?" * width) + ")"
-    head = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES "
-    full_sql = head + ", ".join([one_row] * per_statement)
+    if fixed:
+        picks = ", ".join(["?"] * len(fixed) + [f"column{i}" for i in range(1, width + 1)])
+        head = f"INSERT INTO {table} ({', '.join(constant + varying)}) SELECT {picks} FROM (VALUES "
+        tail = ")"
+    else:
+        head, tail = f"INSERT INTO {table} ({', '.join(varying)}) VALUES ", ""
     step = per_statement * width
     cursor = raw.cursor()
     try:
         for offset in range(0, frame.height, CHUNK_ROWS):
             chunk = frame.slice(offset, CHUNK_ROWS)
-            # Column lists zipped and flattened: far cheaper than polars' row iteration.
-            values = list(chain.from_iterable(zip(*(chunk[c].to_list() for c in chunk.columns), strict=True)))
+            # Row-major values from column lists, by strided slice assignment: far cheaper
+            # than polars' row iteration, and than zipping the lists.
+            values: list = [None] * (chunk.height * width)
+            for i, c in enumerate(varying):
+                values[i::width] = chunk[c].to_list()
             full = len(values) // step * step
-            cursor.executemany(full_sql, (values[i : i + step] for i in range(0, full, step)))
+            sql = head + ", ".join([one_row] * per_statement) + tail
+            cursor.executemany(sql, (fixed + values[i : i + step] for i in range(0, full, step)))
             if full < len(values):
                 rest = (len(values) - full) // width
-                cursor.execute(head + ", ".join([one_row] * rest), values[full:])
+                cursor.execute(head + ", ".join([one_row] * rest) + tail, fixed + values[full:])
     finally:
         cursor.close()
+
+
+def _is_constant(column: pl.Series) -> bool:
+    return column.len() > 1 and column.null_count() == 0 and bool((column == column[0]).all())
