@@ -14,13 +14,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from datetime import date
 
 import polars as pl
 import pytest
 
 from patron import migrate
-from patron.analytics import queries, reader
+from patron.analytics import queries, reader, snapshot
 from patron.analytics.engine import source_of
 from patron.analytics.reader import read_inputs
 from patron.db import make_engine
@@ -97,6 +98,36 @@ def test_a_failing_insights_query_is_raised_where_the_insights_are_waited_for(po
         assert inputs.summaries.height == 3
         with pytest.raises(InvalidInput, match="the insights query broke"):
             inputs.insights()
+    assert _leftovers() == before
+
+
+def test_closing_while_the_order_lines_are_copied_skips_the_insights_query(postgres_engine, monkeypatch):
+    # In this process only (PostgreSQL). The order lines are copied by the insights thread;
+    # a run that ends meanwhile must not wait for the insights query after the copy.
+    build(postgres_engine, HISTORIES)
+    copying, release, asked = threading.Event(), threading.Event(), []
+    real_materialize = snapshot.materialize
+
+    def slow_materialize(conn, tables=snapshot.TABLES):
+        if tables == ("order_lines",):
+            copying.set()
+            release.wait(10)
+        real_materialize(conn, tables)
+
+    monkeypatch.setattr(snapshot, "materialize", slow_materialize)
+    monkeypatch.setattr(queries, "purchase_insights", lambda conn, **_: asked.append(1))
+    before = _leftovers()
+    inputs = read_inputs(postgres_engine, as_of=AS_OF, holdout_days=None, cost_margin=False)
+    assert copying.wait(10)
+    closing = threading.Thread(target=inputs.close)
+    closing.start()
+    time.sleep(0.5)  # for close() to mark the run as ending; it then waits for the copy
+    release.set()
+    closing.join(10)
+    assert not closing.is_alive()
+    with pytest.raises(InterruptedError, match="ended before the purchase insights were read"):
+        inputs.insights()
+    assert asked == []
     assert _leftovers() == before
 
 

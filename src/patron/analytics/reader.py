@@ -196,6 +196,8 @@ def read_here(
         release()
         return inputs
     pending: Future = Future()
+    # conn.interrupt() stops the statement running, not the ones after it: stop() also sets this.
+    stopping = threading.Event()
 
     def query() -> None:
         started = time.perf_counter()
@@ -206,6 +208,8 @@ def read_here(
             if lines_later:
                 snapshot.materialize(conn, ("order_lines",))
                 timings["insights_snapshot"] = round(time.perf_counter() - started, 3)
+            if stopping.is_set():
+                raise InterruptedError("the run ended before the purchase insights were read")
             frame = queries.purchase_insights(conn, as_of=as_of)
         except BaseException as exc:
             pending.set_exception(exc)
@@ -219,6 +223,7 @@ def read_here(
     worker.start()
 
     def stop() -> None:
+        stopping.set()
         if not pending.done():
             conn.interrupt()
         worker.join()

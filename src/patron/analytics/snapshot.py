@@ -59,9 +59,13 @@ def materialize(conn: duckdb.DuckDBPyConnection, tables: tuple[str, ...] = TABLE
         with conn.cursor() as cursor:
             cursor.execute(sql)
 
-    # The biggest tables first, so the others fill the second thread meanwhile.
-    biggest_first = sorted(copies, key=lambda t: t not in ("orders", "order_lines"))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(copy, [copies[t] for t in biggest_first]))
+    if len(copies) == 1:
+        # On the connection itself, so that conn.interrupt() stops it.
+        conn.execute(next(iter(copies.values())))
+    else:
+        # The biggest tables first, so the others fill the second thread meanwhile.
+        biggest_first = sorted(copies, key=lambda t: t not in ("orders", "order_lines"))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(copy, [copies[t] for t in biggest_first]))
     for table in tables:
         conn.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM "snapshot_{table}"')
