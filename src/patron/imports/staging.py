@@ -3,9 +3,9 @@ COPY on PostgreSQL, multi-row INSERTs on SQLite), and set-based SQL moves it int
 real tables.
 
 Values are staged in the database's storage format: money as integer cents (turned into
-NUMERIC/REAL by `money()`), timestamps on SQLite as text in the format SQLAlchemy
-itself stores (TIMESTAMPTZ on PostgreSQL), so a staged value and a stored one compare
-equal when they mean the same.
+NUMERIC/REAL by `money()`), timestamps and dates as `patron.bulk` writes them: on
+SQLite as text in the format SQLAlchemy itself stores, on PostgreSQL as TIMESTAMPTZ and
+DATE, so a staged value and a stored one compare equal when they mean the same.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from sqlalchemy.engine import Connection
 
 from patron import bulk
 
-# SQLAlchemy's SQLite DateTime storage format (naive UTC).
-SQLITE_TS = "%Y-%m-%d %H:%M:%S%.6f"
 SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "ts": "TEXT", "date": "TEXT", "bool": "BOOLEAN", "cents": "BIGINT"}
 
 
@@ -85,14 +83,11 @@ def _storage_frame(conn: Connection, frame: pl.DataFrame, columns: dict[str, str
     for col, kind in columns.items():
         if col not in frame.columns:  # only when no column has a value (see load)
             out.append(pl.lit(None, dtype=pl.String).alias(col))
-        elif is_pg(conn):
-            out.append(pl.col(col))  # COPY takes timestamps, dates and booleans as they are
         elif kind == "ts":
-            out.append(pl.col(col).dt.convert_time_zone("UTC").dt.strftime(SQLITE_TS).alias(col))
-        elif kind == "date":
-            out.append(pl.col(col).dt.strftime("%Y-%m-%d").alias(col))
-        elif kind == "bool":
-            out.append(pl.col(col).cast(pl.Int64).alias(col))
+            # In UTC: patron.bulk writes timestamps and dates as SQLAlchemy stores them.
+            out.append(pl.col(col).dt.convert_time_zone("UTC"))
+        elif kind == "bool" and not is_pg(conn):
+            out.append(pl.col(col).cast(pl.Int64))
         else:
             out.append(pl.col(col))
     return frame.select(out)
