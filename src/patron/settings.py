@@ -49,7 +49,31 @@ class Settings(BaseSettings):
     )
     loyalty_jobs: bool = Field(
         default=True,
-        description="`patron serve` runs the loyalty programme's daily jobs (expiry, tier reviews, birthday bonuses).",
+        description="The worker runs the loyalty programme's daily jobs (expiry, tier reviews, birthday bonuses).",
+    )
+    loyalty_schedule: str = Field(default="15 0 * * *", description="When the loyalty daily jobs run (cron, UTC).")
+    analyze_schedule: str = Field(
+        default="30 2 * * *",
+        description="When the worker runs `patron analyze` (cron, UTC, or 'every N days'); empty: never.",
+    )
+    purge_schedule: str = Field(
+        default="45 1 * * *", description="When old idempotency keys and finished outbox tasks are deleted (cron, UTC)."
+    )
+    idempotency_key_days: int = Field(
+        default=30, ge=1, description="Idempotency-Key responses are kept this many days."
+    )
+    outbox_retention_days: int = Field(default=7, ge=1, description="Finished outbox tasks are kept this many days.")
+    embedded_worker: bool | None = Field(
+        default=None,
+        description="`patron serve` runs a worker in-process; default: on with SQLite, off with PostgreSQL.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="How long an outgoing webhook waits for the receiver's answer."
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (CIDR) outgoing webhooks may reach although they are private or "
+        "this machine (e.g. 127.0.0.1/32 for a receiver on the same host); empty: public addresses only.",
     )
 
     @model_validator(mode="before")
@@ -60,6 +84,25 @@ class Settings(BaseSettings):
             if path and not os.environ.get(f"PATRON_{name.upper()}"):
                 data[name] = Path(path).read_text().strip()
         return data
+
+    @model_validator(mode="after")
+    def _check_schedules(self) -> Settings:
+        from patron.jobs import check_schedule
+
+        for name in ("loyalty_schedule", "analyze_schedule", "purge_schedule"):
+            value = getattr(self, name)
+            if value or name != "analyze_schedule":
+                try:
+                    check_schedule(value, field=f"PATRON_{name.upper()}")
+                except Exception as exc:
+                    raise ValueError(getattr(exc, "message", str(exc))) from None
+        return self
+
+    def worker_embedded(self) -> bool:
+        """Whether `patron serve` runs the worker in-process."""
+        if self.embedded_worker is not None:
+            return self.embedded_worker
+        return self.database_url.startswith("sqlite")
 
     @model_validator(mode="after")
     def _ensure_secret(self) -> Settings:

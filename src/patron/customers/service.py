@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from patron import events
 from patron.customers import repository
 from patron.customers.schemas import (
     Consent,
@@ -74,7 +75,9 @@ def list_customers(
     )
 
 
-def create_customer(session: Session, *, data: CustomerCreate, user_id: int | None = None) -> Customer:
+def create_customer(
+    session: Session, *, data: CustomerCreate, user_id: int | None = None, via: str = "api"
+) -> Customer:
     """Create a customer with external ids and initial consents; 409 on a duplicate."""
     _check_unique(session, email=data.email, external_ids=data.external_ids)
     fields = data.model_dump(exclude={"external_ids", "consents"})
@@ -85,10 +88,11 @@ def create_customer(session: Session, *, data: CustomerCreate, user_id: int | No
     for change in data.consents:
         _append_consent(session, customer.id, change, user_id)
     _flush(session)
+    events.publish(session, events.CustomersCreated(customer_ids=[customer.id], via=via, actor=_actor(user_id)))
     return customer
 
 
-def update_customer(session: Session, customer_id: int, *, data: CustomerUpdate) -> Customer:
+def update_customer(session: Session, customer_id: int, *, data: CustomerUpdate, via: str = "api") -> Customer:
     """Apply the fields that were sent; cross-field rules are checked on the merged result."""
     customer = get_live_customer(session, customer_id)
     changes = data.model_dump(exclude_unset=True)
@@ -110,6 +114,7 @@ def update_customer(session: Session, customer_id: int, *, data: CustomerUpdate)
     if external_ids is not None:
         _replace_external_ids(session, customer, external_ids)
     _flush(session)
+    events.publish(session, events.CustomersUpdated(customer_ids=[customer.id], via=via))
     return customer
 
 
@@ -118,14 +123,23 @@ def delete_customer(session: Session, customer_id: int) -> None:
     customer = get_live_customer(session, customer_id)
     session.delete(customer)
     session.flush()
+    events.publish(session, events.CustomerDeleted(customer_id=customer_id))
 
 
 def record_consent(
     session: Session, customer_id: int, *, change: ConsentChange, user_id: int | None = None
 ) -> ConsentEvent:
     """Append a consent decision (to the survivor, for a merged id); the history is never edited."""
-    event = _append_consent(session, resolve_customer_id(session, customer_id), change, user_id)
+    survivor_id = resolve_customer_id(session, customer_id)
+    event = _append_consent(session, survivor_id, change, user_id)
     session.flush()
+    # A new customer's first consents travel with customers.created instead.
+    events.publish(
+        session,
+        events.ConsentChanged(
+            customer_id=survivor_id, channel=str(change.channel), status=str(change.status), actor=_actor(user_id)
+        ),
+    )
     return event
 
 
@@ -199,6 +213,10 @@ def _append_consent(session: Session, customer_id: int, change: ConsentChange, u
     event = ConsentEvent(customer_id=customer_id, user_id=user_id, **change.model_dump())
     session.add(event)
     return event
+
+
+def _actor(user_id: int | None) -> str:
+    return f"user {user_id}" if user_id is not None else ""
 
 
 def _check_unique(

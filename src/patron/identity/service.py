@@ -13,6 +13,7 @@ import numpy as np
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy.orm import Session
 
+from patron import events
 from patron.errors import Conflict, InvalidInput, NotFound
 from patron.identity import repository
 from patron.identity.schemas import CustomerBrief, DuplicatePair, DuplicateReview, Merge, MergeView
@@ -22,7 +23,8 @@ from patron.validation import canonical_email
 
 # Every table whose rows follow a customer into the survivor, as (model, column pointing at
 # the customer). merge() moves them and records the ids; unmerge() moves exactly those back.
-# A new kind of customer data (loyalty points, tickets...) is one more line here.
+# A new kind of customer data is one more line here; a domain that keeps its own state
+# about customers (the loyalty programme) follows merges through the customers.merged event.
 MOVES: list[tuple[type, str]] = [
     (Order, "customer_id"),
     (Interaction, "customer_id"),
@@ -269,11 +271,6 @@ def merge(
     moved: dict[str, Any] = {"fields": _fill_blanks(session, survivor, merged)}
     for model, column in MOVES:
         moved[model.__tablename__] = repository.move_rows(session, model, column, from_id=merged.id, to_id=survivor.id)
-    from patron.loyalty import service as loyalty  # loyalty reaches customers and orders: import late
-
-    # The duplicate's membership (or its points, when both are members) follows it.
-    if undo := loyalty.on_customers_merged(session, survivor_id=survivor.id, merged_id=merged.id, by=_by(user_id)):
-        moved["loyalty"] = undo
     merged.merged_into_id = survivor.id
     record = CustomerMerge(
         survivor_id=survivor.id,
@@ -286,6 +283,10 @@ def merge(
     )
     session.add(record)
     session.flush()
+    events.publish(
+        session,
+        events.CustomersMerged(merge_id=record.id, survivor_id=survivor.id, merged_id=merged.id, actor=_by(user_id)),
+    )
     return record
 
 
@@ -336,14 +337,14 @@ def unmerge(session: Session, *, merge_id: int, user_id: int | None = None) -> C
         repository.restore_rows(
             session, model, column, ids=moved.get(model.__tablename__, []), from_id=survivor.id, to_id=merged.id
         )
-    if moved.get("loyalty"):
-        from patron.loyalty import service as loyalty
-
-        loyalty.on_customers_unmerged(session, undo=moved["loyalty"], by=_by(user_id))
     merged.merged_into_id = None
     record.undone_at = datetime.now(UTC)
     record.undone_by_id = user_id
     session.flush()
+    events.publish(
+        session,
+        events.CustomersUnmerged(merge_id=record.id, survivor_id=survivor.id, merged_id=merged.id, actor=_by(user_id)),
+    )
     return record
 
 

@@ -38,9 +38,9 @@ import polars as pl
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from patron import validation
+from patron import events, validation
 from patron.imports import staging as st
-from patron.imports.loaders import LoadContext, Outcome, keep_last
+from patron.imports.loaders import LoadContext, Outcome, keep_last, publish
 from patron.imports.sources import Rejected
 
 STAGE = "stage_customers"
@@ -106,8 +106,19 @@ def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
         f"SELECT COALESCE(SUM(CASE WHEN new_id IS NULL AND ({flags}) THEN 1 ELSE 0 END), 0), COUNT(*) FROM {STAGE}"
     ).one()
     out.inserted, out.updated, out.unchanged = inserted, updated, total - inserted - updated
+    found = []
+    if inserted:
+        found.append(events.CustomersCreated(customer_ids=_ids(conn, "new_id", "new_id IS NOT NULL"), via="import"))
+    if updated:
+        where = f"new_id IS NULL AND ({flags})"
+        found.append(events.CustomersUpdated(customer_ids=_ids(conn, "cust_id", where), via="import"))
+    publish(ctx, found)
     st.drop(conn, STAGE)
     return out
+
+
+def _ids(conn: Connection, column: str, where: str) -> list[int]:
+    return [i for (i,) in st.fetch(conn, f"SELECT {column} FROM {STAGE} WHERE {where}")]
 
 
 # -- shaping the batch (Polars) --------------------------------------------------------------

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import polars as pl
 from sqlalchemy.engine import Connection
 
+from patron import events
 from patron.imports import staging as st
-from patron.imports.loaders import LoadContext, Outcome, reject_rows
+from patron.imports.loaders import LoadContext, Outcome, publish, reject_rows
 from patron.imports.mapping import Mapping
 from patron.imports.sources import EMPTY_LINE, RawBatch, Rejected
 
@@ -136,40 +137,35 @@ def write(ctx: LoadContext, shaped: Shaped) -> Outcome:
         _write_orders(ctx, shaped.orders, shaped.lines, out)
     staged_returns = _write_returns(ctx, shaped.returns, out) if shaped.returns.height else False
     if shaped.orders.height or staged_returns:
-        _sync_loyalty(ctx, orders=shaped.orders.height > 0, returns=staged_returns)
+        publish(ctx, _written_orders(ctx, orders=shaped.orders.height > 0, returns=staged_returns))
     st.drop(ctx.conn, *TEMP_TABLES)
     return out
 
 
-def _sync_loyalty(ctx: LoadContext, *, orders: bool, returns: bool) -> None:
-    """Points for the batch's new or changed orders and clawbacks for its returns, in the
-    batch's transaction (each order earns once, so a re-import or a resumed run earns nothing more)."""
-    from sqlalchemy.orm import Session
-
-    from patron.loyalty import service as loyalty  # loyalty imports orders.schemas: import late
-
-    # A session of its own on the batch's connection: it joins the batch's transaction and
-    # only flushes; the import commits (or, in a dry run, rolls back) the batch.
-    session = Session(bind=ctx.conn)
-    try:
-        if loyalty.has_active_members(session):  # else nothing to earn: skip reading the ids
-            loyalty.sync_orders(session, order_ids=_written_order_ids(ctx, orders=orders, returns=returns), by="import")
-            session.flush()
-    finally:
-        session.close()
-
-
-def _written_order_ids(ctx: LoadContext, *, orders: bool, returns: bool) -> list[int]:
-    """Orders this batch inserted or changed, and those it recorded returns against."""
-    parts = []
+def _written_orders(ctx: LoadContext, *, orders: bool, returns: bool) -> list[events.Event]:
+    """The batch's new orders, changed orders and returns, as one event each."""
+    queries = []
     if orders:
-        parts.append(
-            "SELECT COALESCE(order_id, new_id) FROM fin_orders WHERE reject IS NULL "
-            "AND (order_id IS NULL OR changed = 1 OR lines_changed = 1)"
+        queries.append(
+            (events.OrdersRecorded, "SELECT new_id FROM fin_orders WHERE reject IS NULL AND order_id IS NULL")
+        )
+        queries.append(
+            (
+                events.OrdersUpdated,
+                "SELECT order_id FROM fin_orders WHERE reject IS NULL AND order_id IS NOT NULL "
+                "AND (changed = 1 OR lines_changed = 1)",
+            )
         )
     if returns:
-        parts.append("SELECT order_id FROM stage_returns WHERE existing = 0 AND reject IS NULL")
-    return [oid for (oid,) in st.fetch(ctx.conn, " UNION ".join(parts))]
+        queries.append(
+            (events.OrdersReturned, "SELECT DISTINCT order_id FROM stage_returns WHERE existing = 0 AND reject IS NULL")
+        )
+    found = []
+    for event, sql in queries:
+        ids = [oid for (oid,) in st.fetch(ctx.conn, sql)]
+        if ids:
+            found.append(event(order_ids=ids, via="import"))
+    return found
 
 
 # -- shaping the batch (Polars) --------------------------------------------------------------

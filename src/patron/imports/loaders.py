@@ -15,7 +15,9 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
+from patron import events
 from patron.imports.mapping import Mapping
 from patron.imports.sources import RawBatch, Rejected
 from patron.models.enums import ImportKind
@@ -45,6 +47,23 @@ class Loader:
 
     write: Callable[[LoadContext, Any], Outcome]
     prepare: Callable[[Mapping, RawBatch, pl.DataFrame], Any] = lambda _mapping, _batch, frame: frame
+
+
+def publish(ctx: LoadContext, found: list[events.Event]) -> None:
+    """Announce what a batch wrote (one event per kind, with every id) in the batch's
+    transaction: subscribers (the loyalty programme) work with the batch, and a dry run,
+    which rolls the batch back, leaves no event behind."""
+    if not found:
+        return
+    # A session of its own on the batch's connection: it joins the batch's transaction and
+    # only flushes; the import commits (or rolls back) the batch.
+    session = Session(bind=ctx.conn)
+    try:
+        for event in found:
+            events.publish(session, event)
+        session.flush()
+    finally:
+        session.close()
 
 
 def reject_rows(frame: pl.DataFrame, mask: pl.Series | pl.Expr, reason: str | pl.Expr, column: str | None = None):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
+from patron import events
 from patron.customers import service as customers
 from patron.customers.schemas import CustomerCreate, CustomerUpdate
 from patron.errors import Conflict, NotAuthenticated, PatronError, ValidationFailed
@@ -75,6 +76,9 @@ def upsert_customers(session: Session, *, records: Sequence[Any], user_id: int |
             continue
         work = partial(_upsert_customer, session, known, record, index, user_id)
         results.append(_one_record(session, known, index, work)[0])
+    created = [r.id for r in results if r.status == RecordStatus.created and r.id]
+    if created:  # (updates announce themselves through customers.update_customer)
+        events.publish(session, events.CustomersCreated(customer_ids=created, via="batch"))
     return _batch(results)
 
 
@@ -200,7 +204,7 @@ def _upsert_customer(
         if changes or new_ids:
             if new_ids:
                 changes["external_ids"] = current_ids | new_ids
-            customers.update_customer(session, target, data=CustomerUpdate.model_validate(changes))
+            customers.update_customer(session, target, data=CustomerUpdate.model_validate(changes), via="batch")
         for change in new_consents:
             customers.record_consent(session, target, change=change, user_id=user_id)
     known.learn(
@@ -235,13 +239,13 @@ def upsert_orders(
 ) -> BatchResult:
     """Record each order, keyed by external_id: new ones created, re-sent ones reconciled."""
     written = _upsert_order_records(
-        session, records, unknown_customers=unknown_customers, unknown_products=unknown_products
+        session, records, unknown_customers=unknown_customers, unknown_products=unknown_products, via="batch"
     )
     return _batch([result for result, _ in written])
 
 
 def _upsert_order_records(
-    session: Session, records: Sequence[Any], *, unknown_customers: Unknown, unknown_products: Unknown
+    session: Session, records: Sequence[Any], *, unknown_customers: Unknown, unknown_products: Unknown, via: str
 ) -> list[tuple[RecordResult, int]]:
     parsed = [_validate(OrderRecord, raw) for raw in records]
     known = _KnownOrders(session, [r for r, _ in parsed if r is not None])
@@ -260,13 +264,16 @@ def _upsert_order_records(
             stub_products=unknown_products == Unknown.stub,
         )
         written.append(_one_record(session, known, index, work))
-    # Once for the whole batch: points for the new orders of members, clawbacks for the
-    # cancelled ones (each order earns once however often it is sent; refused records are left out).
-    changed = [r.id for r, _ in written if r.status in (RecordStatus.created, RecordStatus.updated) and r.id]
-    if changed:
-        from patron.loyalty import service as loyalty  # loyalty imports orders.schemas: import late
-
-        loyalty.sync_orders(session, order_ids=changed)
+    # One event per kind for the whole batch (refused records are left out).
+    by_kind: dict[type[events.Event], list[int]] = {}
+    for (result, _), (record, _) in zip(written, parsed, strict=True):
+        if result.id and result.status == RecordStatus.created:
+            by_kind.setdefault(events.OrdersRecorded, []).append(result.id)
+        elif result.id and result.status == RecordStatus.updated:
+            cancelled = record is not None and record.status == OrderStatus.cancelled
+            by_kind.setdefault(events.OrdersCancelled if cancelled else events.OrdersUpdated, []).append(result.id)
+    for kind, ids in by_kind.items():
+        events.publish(session, kind(order_ids=ids, via=via))
     return written
 
 
@@ -526,7 +533,7 @@ def _reconcile_order(
         changes["store_id"] = store_id  # update_order checks that the store exists
     if changes:
         with session.begin_nested():
-            orders.update_order(session, existing.id, data=OrderUpdate(**changes))
+            orders.update_order(session, existing.id, data=OrderUpdate(**changes), via=None)
         result.status = RecordStatus.updated
     return result
 
@@ -545,7 +552,7 @@ def receive_order(session: Session, *, body: bytes) -> tuple[int, RecordResult]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationFailed([{"field": "body", "message": f"is not valid JSON ({exc})"}]) from exc
     [(result, status)] = _upsert_order_records(
-        session, [raw], unknown_customers=Unknown.stub, unknown_products=Unknown.reject
+        session, [raw], unknown_customers=Unknown.stub, unknown_products=Unknown.reject, via="webhook"
     )
     if result.status is RecordStatus.rejected:
         errors = [e.model_dump() for e in result.errors]

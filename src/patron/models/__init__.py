@@ -11,16 +11,19 @@ from patron.models.loyalty import (
     LoyaltyConfigVersion,
     LoyaltyEntry,
     LoyaltyMember,
+    LoyaltyMergeMove,
     LoyaltyReward,
     LoyaltyTierChange,
     LoyaltyTransaction,
     LoyaltyVoucher,
 )
 from patron.models.order import Order, OrderLine, OrderReturn
+from patron.models.outbox import OutboxTask, ScheduledJob
 from patron.models.product import Product
 from patron.models.segment import Segment, SegmentMember, SegmentSnapshot, SegmentSnapshotMember
 from patron.models.store import Store
 from patron.models.user import ApiToken, User
+from patron.models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "AnalysisRun",
@@ -40,6 +43,7 @@ __all__ = [
     "LoyaltyConfigVersion",
     "LoyaltyEntry",
     "LoyaltyMember",
+    "LoyaltyMergeMove",
     "LoyaltyReward",
     "LoyaltyTierChange",
     "LoyaltyTransaction",
@@ -47,11 +51,15 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderReturn",
+    "OutboxTask",
     "Product",
+    "ScheduledJob",
     "Segment",
     "SegmentMember",
     "SegmentSnapshot",
     "SegmentSnapshotMember",
     "Store",
     "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -261,3 +261,14 @@ class VoucherStatus(StrEnum):
     issued = "issued"
     consumed = "consumed"
     cancelled = "cancelled"  # its redemption was reversed; the points went back
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"  # waiting, claimed by a worker, or waiting for a retry
+    done = "done"
+    dead = "dead"  # failed max_attempts times; kept to be seen and sent again by hand
+
+
+class DeliveryOutcome(StrEnum):
+    delivered = "delivered"  # the receiver answered 2xx
+    failed = "failed"  # an answer other than 2xx, a timeout, a refused connection or target

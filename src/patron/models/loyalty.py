@@ -211,3 +211,14 @@ class LoyaltyTierChange(Base):
     reason: Mapped[str] = mapped_column(String(20))  # enrolled, upgrade, requalified, downgrade
     qualifying_value: Mapped[Decimal | None] = mapped_column(Money)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoyaltyMergeMove(Base):
+    """What a customer merge moved in the programme (a membership or points), kept by the
+    loyalty domain itself so that undoing the merge can put it back."""
+
+    __tablename__ = "loyalty_merge_moves"
+
+    merge_id: Mapped[int] = mapped_column(ForeignKey("customer_merges.id", ondelete="CASCADE"), primary_key=True)
+    undo: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from patron import events
 from patron.customers.schemas import ChannelShare, CustomerKPIs, Favourite, TimelineEntry
 from patron.errors import Conflict, NotFound, ValidationFailed
 from patron.models import Order, OrderLine, OrderReturn, Product
@@ -42,7 +43,7 @@ def list_orders(
     )
 
 
-def create_order(session: Session, *, data: OrderCreate) -> Order:
+def create_order(session: Session, *, data: OrderCreate, via: str = "api") -> Order:
     """Record an order with its lines; every reference is checked before anything is written.
 
     An order for a customer that was merged into another is recorded for the survivor.
@@ -76,15 +77,8 @@ def create_order(session: Session, *, data: OrderCreate) -> Order:
         session.flush()
     except IntegrityError as exc:  # a concurrent insert with the same external_id
         raise Conflict(f"an order with external_id {data.external_id} already exists") from exc
-    _sync_loyalty(session, [order.id])
+    events.publish(session, events.OrdersRecorded(order_ids=[order.id], via=via))
     return order
-
-
-def _sync_loyalty(session: Session, order_ids: list[int]) -> None:
-    """Points earned or clawed back for these orders, in the same transaction as their write."""
-    from patron.loyalty import service as loyalty  # loyalty imports orders.schemas: import late
-
-    loyalty.sync_orders(session, order_ids=order_ids)
 
 
 def _ensure_external_id_free(session: Session, external_id: str, *, order_id: int | None = None) -> None:
@@ -117,7 +111,8 @@ def _resolve_lines(session: Session, data: OrderCreate) -> list[int]:
     return resolved
 
 
-def update_order(session: Session, order_id: int, *, data: OrderUpdate) -> Order:
+def update_order(session: Session, order_id: int, *, data: OrderUpdate, via: str | None = "api") -> Order:
+    """Change an order's fields; via=None when the caller publishes the change itself (a batch)."""
     from patron.products import service as products
 
     order = get_order(session, order_id)
@@ -129,8 +124,10 @@ def update_order(session: Session, order_id: int, *, data: OrderUpdate) -> Order
     for name, value in changes.items():
         setattr(order, name, value)
     session.flush()
-    if "status" in changes:  # a cancellation takes the order's points back
-        _sync_loyalty(session, [order.id])
+    if via is not None:
+        cancelled = changes.get("status") == OrderStatus.cancelled
+        event = events.OrdersCancelled if cancelled else events.OrdersUpdated
+        events.publish(session, event(order_ids=[order.id], via=via))
     return order
 
 
@@ -139,7 +136,7 @@ def delete_order(session: Session, order_id: int) -> None:
     session.flush()
 
 
-def record_return(session: Session, order_id: int, *, data: OrderReturnCreate) -> OrderReturn:
+def record_return(session: Session, order_id: int, *, data: OrderReturnCreate, via: str = "api") -> OrderReturn:
     """Record goods returned or money refunded; never more than was bought or paid."""
     order = get_order(session, order_id)
     if order.status == OrderStatus.cancelled:
@@ -172,7 +169,7 @@ def record_return(session: Session, order_id: int, *, data: OrderReturnCreate) -
     order.returns.append(record)
     order.status = OrderStatus.returned if refunded + data.amount == order.total else OrderStatus.partially_returned
     session.flush()
-    _sync_loyalty(session, [order_id])
+    events.publish(session, events.OrdersReturned(order_ids=[order_id], via=via))
     return record
 
 

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: subscriptions, signed deliveries, the delivery log."""
