@@ -13,7 +13,9 @@ hand-written script would: csv.DictReader, one ORM lookup-or-create for customer
 product and order, one OrderLine object per row, one commit at the end. Prints rows/s
 for both and their ratio. It also measures the database alone: one INSERT ... SELECT
 copying the imported lines within order_lines (same constraints and indexes, no Python),
-the ceiling for any importer into this schema on this machine. PostgreSQL scratch databases are created and dropped on
+the ceiling for any importer into this schema on this machine, and the import once more
+with no domain event published ("events cost": how much longer the import takes because
+it publishes, in the same run). PostgreSQL scratch databases are created and dropped on
 --pg-url's server.
 """
 
@@ -35,7 +37,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from patron import migrate
+from patron import events, migrate
 from patron.db import make_engine, session_scope
 from patron.imports import service
 from patron.imports.mapping import Mapping
@@ -208,6 +210,14 @@ def main() -> int:
             print(f"{backend}: database alone, INSERT ... SELECT of {floor_rows:,} lines: {floor_seconds:.1f} s")
         finally:
             db.close()
+        # The same import with no event published (nobody reacts): what publishing costs.
+        db = Scratch(backend, args.pg_url, folder)
+        try:
+            with events.publishing_off():
+                quiet_seconds, _ = fast_import(db.engine, path)
+            print(f"{backend}: patron import with publishing off: {quiet_seconds:.1f} s")
+        finally:
+            db.close()
         db = Scratch(backend, args.pg_url, folder)
         try:
             naive = naive_import(db.engine, path, args.naive_rows)
@@ -215,16 +225,16 @@ def main() -> int:
             db.close()
         naive_rate = args.naive_rows / naive
         print(f"{backend}: naive ORM loop {args.naive_rows:,} rows in {naive:.1f} s")
-        results.append((backend, rate, args.rows / seconds2, naive_rate, floor))
+        results.append((backend, rate, args.rows / seconds2, naive_rate, floor, seconds / quiet_seconds - 1))
     print()
     print(
         f"{'backend':<12}{'import rows/s':>15}{'re-import rows/s':>18}{'naive rows/s':>14}{'vs naive':>10}"
-        f"{'db alone rows/s':>17}{'vs db alone':>13}"
+        f"{'db alone rows/s':>17}{'vs db alone':>13}{'events cost':>13}"
     )
-    for backend, rate, rerate, naive_rate, floor in results:
+    for backend, rate, rerate, naive_rate, floor, events_cost in results:
         print(
             f"{backend:<12}{rate:>15,.0f}{rerate:>18,.0f}{naive_rate:>14,.0f}{rate / naive_rate:>9.0f}x"
-            f"{floor:>17,.0f}{rate / floor:>12.0%}"
+            f"{floor:>17,.0f}{rate / floor:>12.0%}{events_cost:>+12.1%}"
         )
     return 0
 

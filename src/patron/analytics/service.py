@@ -46,6 +46,7 @@ import polars as pl
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from patron import events
 from patron.analytics import repository, validation
 from patron.analytics.models import BGNBD, GammaGamma, ParetoNBD, customer_lifetime_value
 from patron.analytics.reader import RunInputs, read_inputs
@@ -172,6 +173,8 @@ def analyze(
     run.timings = {**job.timings, "total": round(time.perf_counter() - started, 3)}
     run.finished_at = datetime.now(UTC)
     session.flush()
+    if run.status == AnalysisStatus.completed:
+        events.publish(session, events.AnalysisCompleted(run_id=run.id, customers=run.customers, actor=actor[:200]))
     return run
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from patron import events
 from patron.errors import Conflict, ValidationFailed
 from patron.loyalty import repository
 from patron.loyalty.clock import _now, add_months
@@ -218,7 +219,21 @@ def _post_entries(
         if stored is None:
             raise
         return stored
+    _announce(session, [(tx_id, member.id, kind, points * direction)])
     return session.get(LoyaltyTransaction, tx_id)
+
+
+def _announce(session: Session, movements: list[tuple[int, int, LoyaltyTransactionKind, int]]) -> None:
+    """One loyalty.posted event for movements just posted (a replay posts nothing, so says nothing)."""
+    events.publish(
+        session,
+        events.LoyaltyPosted(
+            movements=[
+                {"transaction_id": tx, "member_id": member, "kind": str(kind), "points": points}
+                for tx, member, kind, points in movements
+            ]
+        ),
+    )
 
 
 def _replay(session: Session, key: str, request: dict) -> LoyaltyTransaction | None:
@@ -314,6 +329,7 @@ def _post_credits(session: Session, credits: list[_Credit], *, version_id: int |
             repository.add_to_balances(session, deltas)
     except IntegrityError:
         return [_post_credit(session, c, version_id=version_id, by=by).id for c in credits]
+    _announce(session, [(tx_id, c.member.id, c.kind, c.points) for tx_id, c in zip(ids, credits, strict=True)])
     return ids
 
 

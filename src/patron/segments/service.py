@@ -19,6 +19,7 @@ import polars as pl
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from patron import events
 from patron.errors import Conflict, InvalidInput, NotFound
 from patron.models import Customer, Segment
 from patron.models.enums import SegmentKind
@@ -380,6 +381,7 @@ def take_snapshot(session: Session, *, actor: str = "") -> Any:
         names[str(segment.id)] = segment.name
     snap.sizes, snap.names = sizes, names
     session.flush()
+    events.publish(session, events.SegmentSnapshotTaken(snapshot_id=snap.id, actor=actor))
     return snap
 
 
