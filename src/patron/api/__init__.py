@@ -94,10 +94,11 @@ def api_routers() -> list[APIRouter]:
     from patron.orders.endpoints import router as orders
     from patron.products.endpoints import router as products
     from patron.segments.endpoints import router as segments
+    from patron.webhooks.endpoints import router as webhooks
 
     # identity first: its /customers/duplicates and /customers/merges would otherwise be
     # taken for /customers/{customer_id}.
-    return [identity, customers, products, orders, interactions, imports, ingest, analytics, segments, loyalty]
+    return [identity, customers, products, orders, interactions, imports, ingest, analytics, segments, loyalty, webhooks]
 
 
 class BodyLimitMiddleware:

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     manage_segments = "manage_segments"  # create, change, delete segments; lists, clusters, snapshots
     manage_loyalty = "manage_loyalty"  # programme rules, rewards, adjustments and reversals
     operate_loyalty = "operate_loyalty"  # enrol members, give bonuses, redeem rewards, consume vouchers
+    manage_webhooks = "manage_webhooks"  # outgoing webhook subscriptions, their delivery log, send again (admin)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -31,8 +31,9 @@ def page_routers() -> list[APIRouter]:
     from patron.segments.pages import router as segments
     from patron.users.pages import router as users
     from patron.web.pages import router as coming_soon
+    from patron.webhooks.pages import router as webhooks
 
-    return [users, dashboard, customers, identity, imports, analytics, segments, loyalty, coming_soon]
+    return [users, dashboard, customers, identity, imports, analytics, segments, loyalty, webhooks, coming_soon]
 
 
 def plotly_js_path() -> Path:
