@@ -6,8 +6,8 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from patron.console import console, err_console, fail
 from patron.db import get_engine, session_scope
 from patron.errors import PatronError
 
@@ -15,20 +15,15 @@ app = typer.Typer(help="Patron: a retention CRM for businesses that sell to cons
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Staff users who sign in to the web UI.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for shops, tills and scripts.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Scheduled jobs, run by `patron worker`.", no_args_is_help=True)
+outbox_app = typer.Typer(help="After-commit work waiting for `patron worker`.")
 app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(outbox_app, name="outbox")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
-console = Console()
-err_console = Console(stderr=True)
-
 ROLES = ["admin", "marketer", "agent", "analyst", "viewer"]
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print an error the way every command does and return the Exit to raise."""
-    err_console.print(f"[bold red]Error:[/] {message}")
-    return typer.Exit(code)
 
 
 @db_app.command("upgrade")
@@ -69,34 +64,137 @@ def init(
     console.print(f"Admin [bold]{admin_email}[/] created.")
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-) -> None:
-    """Run the web UI and REST API."""
-    import uvicorn
-
+def _require_schema():
+    """The engine, once its database is at the latest schema; else a clear error."""
     from patron import migrate
-    from patron.api import create_app
 
     engine = get_engine()
     current, head = migrate.current_revision(engine), migrate.head_revision()
     if current != head:
         state = "has no schema" if current is None else f"is at revision {current}, not {head}"
         raise fail(f"the database {state}; run `patron init` (or `patron db upgrade`) first")
+    return engine
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Run the web UI and REST API (with an embedded worker when PATRON_EMBEDDED_WORKER says so)."""
+    import uvicorn
+
+    from patron.api import create_app
+    from patron.worker import embedded
+
+    engine = _require_schema()
     console.print(f"Patron on [bold]http://{host}:{port}/[/] (API docs at /docs)")
-    from patron.segments.tasks import SnapshotScheduler
-    from patron.settings import get_settings
+    with embedded(engine) as worker:
+        if worker is not None:
+            console.print(f"Embedded worker {worker.name} started (PATRON_EMBEDDED_WORKER).")
+        uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
 
-    every = get_settings().segment_snapshot_days
-    if every:
-        SnapshotScheduler(engine, every_days=every).start()
-    if get_settings().loyalty_jobs:
-        from patron.loyalty.tasks import LoyaltyScheduler
 
-        LoyaltyScheduler(engine).start()
-    uvicorn.run(create_app(), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Threads doing outbox tasks.")] = 1,
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Tasks claimed at a time by each thread.")] = 20,
+    lease_seconds: Annotated[
+        int, typer.Option(min=1, help="How long a claim lasts; a killed worker's tasks are taken over after it.")
+    ] = 60,
+    jobs: Annotated[bool, typer.Option(help="Also run the scheduled jobs (see `patron jobs list`).")] = True,
+) -> None:
+    """Do the outbox's tasks (webhook deliveries...) and the scheduled jobs until stopped.
+
+    SIGTERM or Ctrl-C stops it gracefully: the tasks being done are finished, the others
+    claimed are given back. Run as many workers as you like against one database.
+    """
+    import logging
+    import signal
+    from datetime import timedelta
+
+    from patron.worker import Worker
+
+    engine = _require_schema()
+    logging.basicConfig(level=os.environ.get("PATRON_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(message)s")
+    runner = Worker(engine, concurrency=concurrency, batch=batch, lease=timedelta(seconds=lease_seconds), run_jobs=jobs)
+
+    def stop(signum, _frame) -> None:
+        err_console.print(f"Worker {runner.name}: {signal.Signals(signum).name}, stopping after the tasks in hand.")
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    console.print(f"Worker {runner.name}: {concurrency} thread(s), jobs {'on' if jobs else 'off'}.")
+    runner.run()
+    console.print(f"Worker {runner.name} stopped.")
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """The scheduled jobs: schedule, last run (duration, outcome) and next run."""
+    from rich.table import Table
+
+    from patron import jobs
+
+    when = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "-"  # noqa: E731
+    table = Table("job", "schedule (UTC)", "last run", "took", "outcome", "next run", "what it did")
+    for job, row in jobs.job_rows(_require_schema()):
+        took = f"{row.last_duration_ms / 1000:.1f} s" if row.last_duration_ms is not None else "-"
+        outcome = "running" if row.running_by else (row.last_outcome or "never run")
+        table.add_row(job.name, job.schedule, when(row.last_started_at), took, outcome, when(row.next_run_at),
+                      row.last_message or job.description)  # fmt: skip
+    console.print(table)
+
+
+@jobs_app.command("run")
+def jobs_run(name: Annotated[str, typer.Argument(help="The job's name (see `patron jobs list`).")]) -> None:
+    """Run one scheduled job now; its outcome is stored like a scheduled run's."""
+    from patron import jobs
+
+    engine = _require_schema()
+    try:
+        outcome, message = jobs.run_now(engine, name)
+    except PatronError as exc:
+        raise fail(exc.message) from exc
+    if outcome != "ok":
+        raise fail(f"job {name} failed: {message}")
+    console.print(f"Job [bold]{name}[/]: {message}")
+
+
+@outbox_app.callback(invoke_without_command=True)
+def outbox_status(ctx: typer.Context) -> None:
+    """How many outbox tasks wait, retry, are done or dead; the dead letters."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from patron import outbox
+
+    with session_scope(_require_schema(), write=False) as session:
+        counts = outbox.counts(session)
+        dead = outbox.dead_letters(session, limit=20)
+        console.print(", ".join(f"{n} {status}" for status, n in counts.items()))
+        if dead:
+            table = Table("id", "topic", "event", "attempts", "died", "last error")
+            for row in dead:
+                table.add_row(str(row.id), row.topic, row.event_id or "-", str(row.attempts),
+                              f"{row.finished_at:%Y-%m-%d %H:%M}", (row.last_error or "")[:120])  # fmt: skip
+            console.print(table)
+            console.print("Send one again with `patron outbox retry ID`.")
+
+
+@outbox_app.command("retry")
+def outbox_retry(task_id: Annotated[int, typer.Argument(help="A dead-lettered task's id.")]) -> None:
+    """Put a dead-lettered task back in the queue with a fresh set of attempts."""
+    from patron import outbox
+
+    try:
+        with session_scope(_require_schema()) as session:
+            outbox.retry_dead(session, task_id=task_id)
+    except PatronError as exc:
+        raise fail(exc.message) from exc
+    console.print(f"Task {task_id} is queued again.")
 
 
 @users_app.command("create")
@@ -148,7 +246,7 @@ def tokens_list(email: Annotated[str | None, typer.Option(help="Only this user's
     from patron.users import service as users
 
     table = Table("prefix", "user", "role", "name", "created", "last used", "revoked")
-    with session_scope() as session:
+    with session_scope(write=False) as session:
         for token, user_email in users.list_tokens(session, email=email):
             when = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "-"  # noqa: E731
             table.add_row(

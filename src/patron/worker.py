@@ -18,7 +18,8 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -155,3 +156,20 @@ class Worker:
             except Exception:
                 log.exception("scheduled jobs failed")
             self.stopped.wait(self.poll_seconds * 5)
+
+
+@contextmanager
+def embedded(engine: Engine) -> Iterator[Worker | None]:
+    """A worker in this process while the block runs, when PATRON_EMBEDDED_WORKER says so
+    (by default with SQLite): `patron serve` and `patron demo` then need nothing else."""
+    from patron.settings import get_settings
+
+    if not get_settings().worker_embedded():
+        yield None
+        return
+    worker = Worker(engine).start()
+    log.info("embedded worker %s started", worker.name)
+    try:
+        yield worker
+    finally:
+        worker.stop(wait=True)

@@ -211,7 +211,9 @@ def test_sync_earns_for_orders_placed_after_enrolment(db_url):
     from patron.loyalty import service
 
     configured(db_url)
-    now = datetime.now(UTC)
+    # A fixed day, not the clock: orders "10 days ago" would fall in examples/loyalty.yaml's
+    # Black Friday double points on some days. Mid-June 2026 is in no bonus period.
+    now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
     def make(s):
         c = create_customer(s)

@@ -1,4 +1,4 @@
-"""The loyalty daily jobs as `patron serve` runs them, on SQLite and PostgreSQL."""
+"""The loyalty daily jobs as the worker runs them, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from patron import jobs
 from patron.db import session_scope
 from patron.loyalty import service
-from patron.loyalty.tasks import _ADVISORY_KEY, LoyaltyScheduler, run_daily_jobs
+from patron.loyalty.tasks import _ADVISORY_KEY, run_daily_jobs
 from tests.factories import create_customer
 
 
@@ -55,11 +56,13 @@ def test_daily_jobs_skip_while_another_server_holds_the_lock(postgres_engine):
     assert _balance(fresh_engine, member) == 0
 
 
-def test_scheduler_runs_the_jobs_and_notes_the_day(fresh_engine):
+def test_the_worker_runs_them_at_its_first_start_and_then_daily(fresh_engine):
     member = _member_with_points(fresh_engine, enrolled=datetime.now(UTC) - timedelta(days=800))
-    scheduler = LoyaltyScheduler(fresh_engine)
-    # One pass of the loop: instead of waiting an hour, the wait ends the thread.
-    scheduler.stopped.wait = lambda timeout=None: scheduler.stopped.set()
-    scheduler.run()
-    assert scheduler.last_day == datetime.now(UTC).date()
+    daily = [j for j in jobs.configured_jobs() if j.name == "loyalty-daily"]
+    now = datetime.now(UTC)
+    assert jobs.run_due(fresh_engine, worker="w1", now=now, jobs=daily) == ["loyalty-daily"]
     assert _balance(fresh_engine, member) == 0
+    # Stored for every worker: a second one (or the first, later the same day) finds nothing due.
+    assert jobs.run_due(fresh_engine, worker="w2", now=now + timedelta(minutes=5), jobs=daily) == []
+    next_day = jobs.next_run(daily[0].schedule, now)
+    assert jobs.run_due(fresh_engine, worker="w2", now=next_day, jobs=daily) == ["loyalty-daily"]

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from patron.models import AnalysisRun, CustomerScore, Segment, SegmentMember, SegmentSnapshot
+from patron.models import AnalysisRun, CustomerScore, Order, Segment, SegmentMember, SegmentSnapshot
 from patron.models.enums import AnalysisStatus, SegmentKind
 from patron.segments import service
 from patron.users import service as users
@@ -56,9 +56,12 @@ def people(session):
         "marie": create_customer(session, first_name="Marie", last_name="Curie", country="FR", gender="female"),
         "grace": create_customer(session, first_name="Grace", last_name="Hopper", country="US", gender="female"),
     }
+    # In this calendar month (the segment report charts the last 12) and already past: the 1st
+    # at 09:00 would be in the future, and refused, early on the 1st.
     now = datetime.now(UTC)
-    create_order(session, made["ada"], placed_at=now.replace(day=1, hour=9))
-    create_order(session, made["grace"], placed_at=now.replace(day=1, hour=10))
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    create_order(session, made["ada"], placed_at=start + (now - start) / 3)
+    create_order(session, made["grace"], placed_at=start + (now - start) * 2 / 3)
     return made
 
 
@@ -133,7 +136,8 @@ def test_segment_page_shows_rule_report_charts_and_members(admin_web, session, p
     assert re.search(r'data-figure="churn">50\.0%', page)
     assert "no survey answers yet" in page
     monthly = json.loads(re.search(r'id="chart-monthly-data">([^<]*)<', page).group(1))
-    assert monthly["revenue"] == [10.0] and monthly["x"] == [datetime.now(UTC).strftime("%Y-%m")]
+    placed = session.scalars(select(Order.placed_at).where(Order.customer_id == people["ada"].id)).one()
+    assert monthly["revenue"] == [10.0] and monthly["x"] == [placed.strftime("%Y-%m")]
     churn = json.loads(re.search(r'id="chart-churn-data">([^<]*)<', page).group(1))
     assert dict(zip(churn["x"], churn["y"], strict=True)) == {"Low": 1, "Medium": 0, "High": 1, "Lost": 0}
     rfm = json.loads(re.search(r'id="chart-rfm-data">([^<]*)<', page).group(1))

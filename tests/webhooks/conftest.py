@@ -16,6 +16,7 @@ from patron.models.base import utcnow
 from patron.settings import get_settings
 from patron.webhooks import service
 from patron.webhooks.schemas import WebhookSubscriptionCreate
+from tests.web.conftest import admin_web, web  # noqa: F401  (signed-in page clients)
 
 
 @dataclass

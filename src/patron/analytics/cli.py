@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+from patron.console import console, fail
 
 analyze_app = typer.Typer(
     help="Score every customer (RFM, purchase and spend models, CLV) and store the run.",
@@ -39,18 +37,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(analyze_app, name="analyze")
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]Error:[/] {message}")
-    return typer.Exit(1)
-
-
 def _parse(value: str | None, kind, option: str, what: str):
     if value is None:
         return None
     try:
         return kind(value)
     except ValueError:
-        raise _fail(f"{option} must be {what}, not {value!r}") from None
+        raise fail(f"{option} must be {what}, not {value!r}") from None
 
 
 @analyze_app.callback()
@@ -110,7 +103,7 @@ def analyze_command(
         "holdout_days": _parse(holdout_days, int, "--holdout-days", "a whole number of days"),
     }
     if json_file is not None and not json_file.parent.is_dir():
-        raise _fail(f"--json: the folder {json_file.parent} does not exist")
+        raise fail(f"--json: the folder {json_file.parent} does not exist")
     started = time.perf_counter()
     try:
         with console.status("Starting the analysis...") as status:
@@ -121,14 +114,14 @@ def analyze_command(
             with session_scope(get_engine()) as session:
                 run = service.analyze(session, **options, actor=f"cli:{getpass.getuser()}", progress=progress)
     except PatronError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     elapsed = time.perf_counter() - started
     _print_summary(run, elapsed)
     if json_file is not None:
         try:
             json_file.write_text(json.dumps(run_report(run), indent=2, default=str) + "\n", encoding="utf-8")
         except OSError as exc:
-            raise _fail(f"could not write {json_file}: {exc.strerror or exc}") from exc
+            raise fail(f"could not write {json_file}: {exc.strerror or exc}") from exc
         console.print(f"Report written to [bold]{json_file}[/].")
 
 
@@ -219,7 +212,7 @@ def runs_command(limit: Annotated[int, typer.Option(min=1, max=500, help="How ma
     from patron.db import session_scope
 
     table = Table("id", "as of", "status", "model", "customers", "buyers", "equity", "seconds", "started", "by")
-    with session_scope() as session:
+    with session_scope(write=False) as session:
         for run in service.list_runs(session, limit=limit).items:
             clv = (run.fits or {}).get("clv") or {}
             table.add_row(

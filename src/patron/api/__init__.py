@@ -7,28 +7,23 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patron import __version__
 from patron.api.deps import no_nul_in_query
-from patron.db import get_engine, session_factory
+from patron.api.schemas import ErrorBody
+from patron.db import get_engine, is_lock_timeout, session_factory
 from patron.errors import PatronError
 from patron.settings import Settings, get_settings
 from patron.validation import error_list
 
 API_PREFIX = "/api/v1"
-
-
-class ErrorBody(BaseModel):
-    """Every API error: a sentence for people, and structured detail for programs."""
-
-    error: str
-    detail: Any = Field(
-        default=None, description="For 422: a list of {field, message}; otherwise the field at fault, if any."
-    )
+# Seconds a client is asked to wait after a 503 for a busy database (the server has already
+# waited its busy timeout for the lock).
+RETRY_AFTER = "2"
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -41,6 +36,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         409: "Duplicate (email, external id, SKU) or a state that forbids it",
         413: "Request body over the size limit",
         422: "Invalid input: detail lists each bad field",
+        503: "The database stayed busy (SQLite's write lock); nothing was done: retry after Retry-After seconds",
     }.items()
 }
 
@@ -98,7 +94,19 @@ def api_routers() -> list[APIRouter]:
 
     # identity first: its /customers/duplicates and /customers/merges would otherwise be
     # taken for /customers/{customer_id}.
-    return [identity, customers, products, orders, interactions, imports, ingest, analytics, segments, loyalty, webhooks]
+    return [
+        identity,
+        customers,
+        products,
+        orders,
+        interactions,
+        imports,
+        ingest,
+        analytics,
+        segments,
+        loyalty,
+        webhooks,
+    ]
 
 
 class BodyLimitMiddleware:
@@ -160,6 +168,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         errors = error_list(exc)
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return respond(request, 422, f"Invalid input ({summary})", errors)
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(request: Request, exc: OperationalError):
+        # SQLite's write lock was not had within the busy timeout: the transaction was rolled
+        # back with nothing done, so the client may simply retry. Any other database error
+        # stays a 500.
+        if not is_lock_timeout(exc):
+            raise exc
+        response = respond(request, 503, "The database is busy; nothing was done: retry in a moment.")
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

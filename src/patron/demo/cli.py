@@ -8,28 +8,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from patron.console import console, err_console, fail
 
 DEFAULT_DEMO_CUSTOMERS = 10_000
 DEMO_FILE = "patron-demo.db"
 DEMO_EMAIL = "demo@patron.example"
 DEMO_PASSWORD = "patron-demo"
 
-console = Console()
-err_console = Console(stderr=True)
-
 
 def register(app: typer.Typer) -> None:
     """Add the demo-data commands to the root `patron` app."""
     app.command("generate")(generate_command)
     app.command("demo")(demo_command)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]Error:[/] {message}")
-    return typer.Exit(1)
 
 
 def _run_generator(engine, *, customers: int, seed: int, end: date | None):
@@ -42,7 +35,7 @@ def _run_generator(engine, *, customers: int, seed: int, end: date | None):
         with Progress(*columns, console=console) as progress:
             summary = generate(engine, customers=customers, seed=seed, end=end, progress=progress)
     except PatronError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     table = Table(title=f"Generated demo data (seed {seed}, {summary.start} to {summary.end})")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -81,7 +74,7 @@ def generate_command(customers: CustomersOpt, seed: SeedOpt = 42, end: EndOpt = 
     engine = get_engine()
     migrate.upgrade(engine)
     if _has_customers(engine):
-        raise _fail(
+        raise fail(
             f"the database at {engine.url.render_as_string()} already has customers; "
             "`patron generate` only fills an empty database and never adds duplicates"
         )
@@ -114,7 +107,7 @@ def demo_command(
     try:
         migrate.upgrade(engine)
         if explicit and _has_customers(engine):
-            raise _fail(
+            raise fail(
                 f"PATRON_DATABASE_URL points at {engine.url.render_as_string()}, which already has "
                 "customers; `patron demo` only uses an empty database (unset PATRON_DATABASE_URL "
                 f"to use a fresh ./{DEMO_FILE})"
@@ -124,7 +117,7 @@ def demo_command(
         _ensure_demo_user(engine)
         _run_analysis(engine)
     except Conflict as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
 
     console.print(f"\nDemo database: [bold]{engine.url.render_as_string()}[/]")
     console.print(

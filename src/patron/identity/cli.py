@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from patron.console import console, fail
 from patron.identity import service
 
 customers_app = typer.Typer(help="Customer records: duplicates and merges.", no_args_is_help=True)
-console = Console()
 
 
 def register(app: typer.Typer) -> None:
@@ -34,12 +33,12 @@ def duplicates_command(
     ] = False,
 ) -> None:
     """List candidate duplicate customers, best first; optionally merge the exact ones."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
 
     try:
-        with session_scope() as session:
+        # Only --auto-merge writes; a listing reads beside other writers (on SQLite).
+        with session_scope(write=auto_merge) as session:
             pairs = service.find_duplicates(session, limit=limit, min_score=min_score)
             _print_pairs(pairs)
             if auto_merge:
@@ -60,7 +59,6 @@ def merge_command(
     merged_id: Annotated[int, typer.Argument(min=1, help="The duplicate merged into the survivor.")],
 ) -> None:
     """Merge one customer into another; `unmerge` undoes it."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
 
@@ -77,7 +75,6 @@ def merge_command(
 @customers_app.command("unmerge")
 def unmerge_command(merge_id: Annotated[int, typer.Argument(min=1, help="The merge to undo.")]) -> None:
     """Undo a merge: the duplicate is a customer of its own again, with what it brought."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
 

@@ -8,24 +8,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from patron.console import console, err_console, fail
 from patron.models.enums import ImportKind
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("import")(import_command)
     app.command("imports")(imports_command)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]Error:[/] {message}")
-    return typer.Exit(1)
 
 
 def import_command(
@@ -71,7 +63,7 @@ def import_command(
             console.print(f"Resuming import {rid} ({run.file_name}) after {done:,} rows.")
         else:
             if kind is None or file is None:
-                raise _fail("give KIND and FILE (or --resume)")
+                raise fail("give KIND and FILE (or --resume)")
             chosen = load_mapping(mapping) if mapping else None
             if chosen is not None or any(v is not None for v in (source, unknown, encoding, delimiter)) or no_header:
                 chosen = _with_overrides(
@@ -102,14 +94,14 @@ def import_command(
     except PatronError as exc:
         errors = [e for e in getattr(exc, "errors", None) or [] if e.get("message") != exc.message]
         detail = "".join(f"\n  {e.get('field', '')}: {e.get('message', '')}" for e in errors)
-        raise _fail(exc.message + detail) from exc
+        raise fail(exc.message + detail) from exc
 
     if errors is not None and run.rejected:
-        with session_scope(engine) as session, errors.open("w", newline="", encoding="utf-8") as out:
+        with session_scope(engine, write=False) as session, errors.open("w", newline="", encoding="utf-8") as out:
             service.write_error_report(session, rid, out)
     _print_summary(run, errors)
     if run.status != "completed":
-        raise _fail(run.message or "the import failed")
+        raise fail(run.message or "the import failed")
 
 
 def _with_overrides(kind, chosen, preset, *, source, unknown, encoding, delimiter, no_header):
@@ -117,14 +109,14 @@ def _with_overrides(kind, chosen, preset, *, source, unknown, encoding, delimite
     from patron.imports.mapping import preset as load_preset
 
     if chosen is not None and preset:
-        raise _fail("give --mapping or --preset, not both")
+        raise fail("give --mapping or --preset, not both")
     base = chosen or (load_preset(preset, kind) if preset else None)
     data = base.model_dump() if base else {"kind": kind}
     if source is not None:
         data["source"] = source
     if unknown is not None:
         if unknown not in ("stub", "reject"):
-            raise _fail("--unknown must be 'stub' or 'reject'")
+            raise fail("--unknown must be 'stub' or 'reject'")
         data["unknown_customers"] = data["unknown_products"] = unknown
     if encoding is not None:
         data["encoding"] = encoding
@@ -207,12 +199,12 @@ def imports_command(
     from patron.errors import PatronError
     from patron.imports import service
 
-    with session_scope() as session:
+    with session_scope(write=False) as session:
         if errors is not None:
             try:
                 service.write_error_report(session, errors, sys.stdout)
             except PatronError as exc:
-                raise _fail(exc.message) from exc
+                raise fail(exc.message) from exc
             return
         table = Table("id", "kind", "file", "sha256", "by", "started", "status", "read", "ins", "upd", "same", "rej")
         for run in service.list_runs(session, limit=limit).items:

@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 from patron import events
 from patron.imports.mapping import Mapping
 from patron.imports.sources import RawBatch, Rejected
-from patron.models.enums import ImportKind
 
 
 @dataclass
@@ -88,14 +87,3 @@ def keep_last(frame: pl.DataFrame, key: str, label: str) -> tuple[list[Rejected]
         for r, k, last in joined.filter(dup).select("_row", key, "_last").iter_rows()
     ]
     return rejected, frame.filter(~dup)
-
-
-def loader_for(kind: ImportKind) -> Loader:
-    from patron.imports import load_customers, load_interactions, load_orders, load_products
-
-    return {
-        ImportKind.customers: Loader(load_customers.load),
-        ImportKind.products: Loader(load_products.load),
-        ImportKind.orders: Loader(load_orders.write, load_orders.prepare),
-        ImportKind.interactions: Loader(load_interactions.load),
-    }[kind]

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 
 from patron.db import session_scope
 from patron.errors import Conflict, InvalidInput, NotFound
-from patron.imports import repository
+from patron.imports import load_customers, load_interactions, load_orders, load_products, repository
 from patron.imports.convert import convert
-from patron.imports.loaders import LoadContext, Loader, loader_for
+from patron.imports.loaders import LoadContext, Loader
 from patron.imports.mapping import InvalidMapping, Mapping, automatic, mapping_json, preset
 from patron.imports.sources import RawBatch, Reader, ReadOptions, Rejected, SourceError
 from patron.models import ImportRowError, ImportRun
@@ -43,6 +43,14 @@ PREVIEW_ROWS = 20
 ERROR_COLUMNS = ["row", "column", "value", "reason"]
 
 Progress = Callable[[ImportRun, int], None]  # the run's counters, and bytes of the file read
+
+# How each kind is loaded (see loaders.py for the contract).
+LOADERS: dict[ImportKind, Loader] = {
+    ImportKind.customers: Loader(load_customers.load),
+    ImportKind.products: Loader(load_products.load),
+    ImportKind.orders: Loader(load_orders.write, load_orders.prepare),
+    ImportKind.interactions: Loader(load_interactions.load),
+}
 
 
 @dataclass
@@ -187,7 +195,7 @@ def execute(
         if skip and file_sha256(path) != expected_hash:
             raise SourceError("the file has changed since the import started; start a new import instead")
         reader = Reader(path, read_options(mapping), wanted=list(mapping.column_maps))
-        loader = loader_for(kind)
+        loader = LOADERS[kind]
         country = get_settings().default_country
         batches = _ahead(
             _prepared(

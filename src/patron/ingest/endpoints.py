@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
-from patron.api import ErrorBody
 from patron.api.deps import Idempotent, Importer, SessionDep
+from patron.api.schemas import ErrorBody
 from patron.idempotency import REPLAYED_RESPONSE_HEADERS
 from patron.ingest import service
 from patron.ingest.schemas import MAX_RECORDS, BatchResult, CustomerBatch, OrderBatch, RecordResult

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from patron.console import console, fail
+
 loyalty_app = typer.Typer(help="Loyalty programme: rules, members, points, rewards and vouchers.", no_args_is_help=True)
-console = Console()
 
 # Orders per transaction in `sync`: each page commits, so a long run keeps what it did.
 SYNC_PAGE = 1000
@@ -83,7 +83,6 @@ def configure_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the file and store nothing.")] = False,
 ) -> None:
     """Check a programme file and store it as the rules in force, with its rewards (by code)."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError, ValidationFailed
     from patron.loyalty import service
@@ -176,7 +175,6 @@ def enrol_command(
     customer_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="The customer to enrol.")],
 ) -> None:
     """Enrol a customer: a card number, the first tier and the sign-up bonus."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -202,7 +200,6 @@ def import_command(
     """Enrol members from a CSV: customer_id, email or source + external_id per row, and
     optionally card_number (keep printed cards), enrolled_at, tier and points (opening
     balance). Any bad row refuses the whole file; every bad row is listed."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import member_import
@@ -231,7 +228,6 @@ def member_command(
     card: Annotated[str | None, typer.Option("--card", help="Find the member by card number instead.")] = None,
 ) -> None:
     """A member's balance, tier, progress to the next tier and points about to expire."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -270,7 +266,6 @@ def statement_command(
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many movements, newest first.")] = 20,
 ) -> None:
     """A member's movements of points, newest first, with the balance after each."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -303,7 +298,6 @@ def award_command(
     ] = None,
 ) -> None:
     """Give a member bonus points for an event (once per reason and reference)."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -329,7 +323,6 @@ def redeem_command(
     reward_code: Annotated[str, typer.Argument(help="The reward's code (see `patron loyalty rewards`).")],
 ) -> None:
     """Spend a member's points on a reward and print the voucher code."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -356,7 +349,6 @@ def consume_command(
     reference: Annotated[str | None, typer.Option(help="The till's order or receipt it was used on.")] = None,
 ) -> None:
     """Use a voucher (at a till or a checkout): exactly once, before it expires."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -375,7 +367,6 @@ def consume_command(
 @loyalty_app.command("expire")
 def expire_command(as_of: AsOfOpt = None) -> None:
     """Expire every lapsed point now (or as at --as-of)."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -391,7 +382,6 @@ def expire_command(as_of: AsOfOpt = None) -> None:
 @loyalty_app.command("tiers")
 def tiers_command(as_of: AsOfOpt = None) -> None:
     """Review the tiers of members whose qualifying period has ended."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -410,7 +400,6 @@ def tiers_command(as_of: AsOfOpt = None) -> None:
 @loyalty_app.command("run")
 def run_command(as_of: AsOfOpt = None) -> None:
     """All the daily jobs: expiry, tier reviews and birthday bonuses (what `patron serve` runs each day)."""
-    from patron.cli import fail
     from patron.db import get_engine
     from patron.errors import PatronError
     from patron.loyalty.tasks import run_daily_jobs
@@ -437,7 +426,6 @@ def sync_command(
     ] = None,
 ) -> None:
     """Earn points for members' orders, and take them back for returns and cancellations (safe to repeat)."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -473,7 +461,6 @@ def report_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Members, points outstanding and their value, monthly movements, breakage and tiers."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.loyalty import service
@@ -525,7 +512,6 @@ def report_command(
 @loyalty_app.command("check")
 def check_command() -> None:
     """Check that the ledger balances: every transaction sums to zero and every balance matches its entries."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.loyalty import service
 

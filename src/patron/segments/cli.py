@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from patron.console import console, fail
 
 segments_app = typer.Typer(
     help="Segments: rules over customers, static lists, clusters, snapshots.", no_args_is_help=True
 )
-console = Console()
 
 
 def register(app: typer.Typer) -> None:
@@ -50,13 +50,12 @@ def list_command(
     archived: Annotated[bool, typer.Option("--archived", help="Include archived segments.")] = False,
 ) -> None:
     """Every segment with its kind and current member count."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.segments import service
 
     try:
-        with session_scope() as session:
+        with session_scope(write=False) as session:
             table = Table("id", "name", "kind", "category", "members")
             for seg in service.list_segments(session, include_archived=archived):
                 kind = f"{seg.kind}{' (built-in)' if seg.builtin_key else ''}{' (archived)' if seg.is_archived else ''}"
@@ -78,14 +77,13 @@ def preview_command(
     sample: Annotated[int, typer.Option(min=0, max=100, help="Show this many members.")] = 10,
 ) -> None:
     """Count a rule's members now and show a few, without saving anything."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.segments import service
 
     try:
         parsed = _rule(rule)
-        with session_scope() as session:
+        with session_scope(write=False) as session:
             result = service.preview(session, rule=parsed, sample_size=sample)
             rows = [(c.id, f"{c.first_name} {c.last_name}".strip(), c.email or "") for c in result.sample]
     except PatronError as exc:
@@ -108,7 +106,6 @@ def create_command(
     description: Annotated[str, typer.Option(help="What the segment is for.")] = "",
 ) -> None:
     """Save a rule as a dynamic segment (or, with --static, its members as a list)."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.models.enums import SegmentKind
@@ -137,13 +134,12 @@ def report_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Size, revenue, margin, average order value, CLV and churn risk of a segment."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.segments import service
 
     try:
-        with session_scope() as session:
+        with session_scope(write=False) as session:
             report = service.report(session, segment_id)
     except PatronError as exc:
         raise fail(exc.message) from exc
@@ -173,13 +169,12 @@ def export_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")] = None,
 ) -> None:
     """Write the segment's members as CSV."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.segments import service
 
     try:
-        with session_scope() as session:
+        with session_scope(write=False) as session:
             chunks = service.export_csv(session, segment_id)
             if output is None:
                 for chunk in chunks:
@@ -199,7 +194,6 @@ def import_command(
     replace: Annotated[bool, typer.Option("--replace", help="Replace the members instead of adding.")] = False,
 ) -> None:
     """Add a CSV's customers to a static list; any row that matches no customer refuses the file."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.segments import service
@@ -231,7 +225,6 @@ def snapshot_command(
     ] = None,
 ) -> None:
     """Record every segment's members now, for the migration matrix."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.segments import service
@@ -257,13 +250,12 @@ def migration_command(
     after: Annotated[int | None, typer.Option(min=1, help="Later snapshot (default: the last).")] = None,
 ) -> None:
     """How many customers moved between the RFM segments from one snapshot to the next."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.segments import service
 
     try:
-        with session_scope() as session:
+        with session_scope(write=False) as session:
             matrix = service.migration(session, before_id=before, after_id=after)
     except PatronError as exc:
         raise fail(exc.message) from exc
@@ -287,7 +279,6 @@ def cluster_command(
     method: Annotated[str, typer.Option(help="kmeans or gaussian_mixture.")] = "kmeans",
 ) -> None:
     """Cluster the scored buyers on their behaviour; each cluster becomes a segment."""
-    from patron.cli import fail
     from patron.db import session_scope
     from patron.errors import PatronError
     from patron.segments import service

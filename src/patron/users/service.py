@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from patron.db import write_later
 from patron.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied
 from patron.models import ApiToken, User
 from patron.models.base import utcnow
@@ -100,10 +101,22 @@ def principal_for_token(session: Session, secret: str) -> Principal:
         raise NotAuthenticated("Invalid or revoked API token.")
     now = utcnow()
     # Recorded at minute resolution: writing on every call would turn each read request
-    # into a write (and serialise reads on SQLite).
-    if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
-        token.last_used_at = now
+    # into a write (and serialise reads on SQLite). A read-only request on SQLite records
+    # it in a short transaction of its own after its reads (see patron.db.write_later).
+    if _use_due(token, now):
+        token_id = token.id
+
+        def record_use(s: Session) -> None:
+            used = s.get(ApiToken, token_id)
+            if used is not None and _use_due(used, now):
+                used.last_used_at = now
+
+        write_later(session, record_use)
     return Principal(user_id=token.user_id, email=token.user.email, name=token.user.name, role=token.role)
+
+
+def _use_due(token: ApiToken, now) -> bool:
+    return token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION
 
 
 def list_tokens(session: Session, *, email: str | None = None) -> list[tuple[ApiToken, str]]:

@@ -17,6 +17,7 @@ TITLES = {
     413: "Too large",
     422: "Invalid input",
     500: "Something went wrong",
+    503: "Busy, try again",
 }
 
 PLAIN = {
