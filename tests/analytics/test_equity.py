@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from patron.analytics import equity
 from patron.analytics.engine import duckdb_connection
-from patron.db import session_scope
+from patron.db import READ_ONLY, session_scope
 from patron.errors import InvalidInput, NotFound
 from patron.models import AnalysisRun, Customer, CustomerInsight, CustomerScore
 from patron.models.enums import AnalysisStatus
@@ -170,7 +170,10 @@ def world(database_factory):
 
 @pytest.fixture
 def s(world):
-    with Session(world.engine) as session:
+    # Read-only, as the pages that show these reports are (GET requests): a transaction that
+    # took SQLite's write lock beside this process's DuckDB scanner of the same file (the
+    # fixture's `conn`) crashed the process.
+    with Session(world.engine.execution_options(**{READ_ONLY: True})) as session:
         yield session
 
 
