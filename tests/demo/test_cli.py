@@ -104,3 +104,58 @@ def test_generate_requires_a_size(clean_settings, tmp_path):
     assert result.exit_code == 2
     result = runner.invoke(app, ["generate", "--customers", "0"])
     assert result.exit_code == 2
+
+
+def test_demo_serves_with_an_embedded_worker_in_one_command(tmp_path):
+    """The one-command demo: the web server answers and its in-process worker runs the jobs
+    due at the first start (loyalty-daily, segment-snapshots), so nothing else needs starting."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATRON_")}
+    env["PATRON_LOG_LEVEL"] = "warning"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "patron"), "demo", "--customers", "60", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"sqlite:///{tmp_path / DEMO_FILE}"
+    try:
+        deadline = time.monotonic() + 180
+        finished: set[str] = set()
+        page = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as answer:
+                    page = answer.status
+            except OSError:
+                continue
+            engine = make_engine(url)
+            try:
+                with engine.connect() as conn:
+                    finished = set(
+                        conn.execute(text("SELECT name FROM scheduled_jobs WHERE last_outcome = 'ok'")).scalars()
+                    )
+            finally:
+                engine.dispose()
+            if {"loyalty-daily", "segment-snapshots"} <= finished:
+                break
+        assert proc.poll() is None, proc.stdout.read()
+        assert page == 200
+        assert {"loyalty-daily", "segment-snapshots"} <= finished
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+    assert "Embedded worker" in output, output

@@ -132,13 +132,18 @@ def demo_command(
 
     from patron.api import create_app
     from patron.db import get_engine
+    from patron.worker import embedded
 
     # Everything in this process (web pages, background helpers) must see the demo
     # database, including code that reads the settings rather than the app's engine.
     os.environ["PATRON_DATABASE_URL"] = url
     get_settings.cache_clear()
     get_engine.cache_clear()
-    uvicorn.run(create_app(engine), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
+    # The worker delivers webhooks and runs the scheduled jobs, as under `patron serve`.
+    with embedded(engine) as worker:
+        if worker is not None:
+            console.print(f"Embedded worker {worker.name} started (PATRON_EMBEDDED_WORKER).")
+        uvicorn.run(create_app(engine), host=host, port=port, log_level=os.environ.get("PATRON_LOG_LEVEL", "info"))
 
 
 def _run_loyalty(engine, *, seed: int) -> None:
