@@ -42,6 +42,8 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     type: ClassVar[str]
+    # What happened, in a shop owner's words: shown where people choose events (webhooks).
+    summary: ClassVar[str]
     id: str = Field(default_factory=lambda: f"evt_{uuid.uuid4().hex}")
     occurred_at: datetime = Field(default_factory=utcnow)
     actor: str = ""
@@ -70,31 +72,29 @@ class Event(BaseModel):
 
 
 class OrdersRecorded(Event):
-    """New orders, through any door: `via` is api, batch, webhook or import."""
-
     type: ClassVar[str] = "orders.recorded"
+    summary: ClassVar[str] = "New orders, whichever way they came in (API, batch, order webhook or file import)."
     order_ids: list[int]
     via: str
 
 
 class OrdersUpdated(Event):
-    """Orders changed after they were recorded (status, lines, fields)."""
-
     type: ClassVar[str] = "orders.updated"
+    summary: ClassVar[str] = "Orders changed after they were recorded (status, lines or fields)."
     order_ids: list[int]
     via: str
 
 
 class OrdersReturned(Event):
-    """Goods returned or money refunded on these orders."""
-
     type: ClassVar[str] = "orders.returned"
+    summary: ClassVar[str] = "Goods returned or money refunded on orders."
     order_ids: list[int]
     via: str
 
 
 class OrdersCancelled(Event):
     type: ClassVar[str] = "orders.cancelled"
+    summary: ClassVar[str] = "Orders cancelled."
     order_ids: list[int]
     via: str
 
@@ -104,34 +104,35 @@ class OrdersCancelled(Event):
 
 class CustomersCreated(Event):
     type: ClassVar[str] = "customers.created"
+    summary: ClassVar[str] = "New customers, with their first consents."
     customer_ids: list[int]
     via: str
 
 
 class CustomersUpdated(Event):
     type: ClassVar[str] = "customers.updated"
+    summary: ClassVar[str] = "Customers' contact data, profile or attributes changed."
     customer_ids: list[int]
     via: str
 
 
 class CustomerDeleted(Event):
     type: ClassVar[str] = "customers.deleted"
+    summary: ClassVar[str] = "A customer deleted."
     customer_id: int
 
 
 class CustomersMerged(Event):
-    """Customer `merged_id` was merged into `survivor_id` (merge `merge_id`)."""
-
     type: ClassVar[str] = "customers.merged"
+    summary: ClassVar[str] = "A duplicate customer merged into the one that stays."
     merge_id: int
     survivor_id: int
     merged_id: int
 
 
 class CustomersUnmerged(Event):
-    """Merge `merge_id` was undone: `merged_id` is a customer of its own again."""
-
     type: ClassVar[str] = "customers.unmerged"
+    summary: ClassVar[str] = "A merge undone: both customers stand on their own again."
     merge_id: int
     survivor_id: int
     merged_id: int
@@ -139,6 +140,7 @@ class CustomersUnmerged(Event):
 
 class ConsentChanged(Event):
     type: ClassVar[str] = "consents.changed"
+    summary: ClassVar[str] = "A customer gave or withdrew consent for a channel."
     customer_id: int
     channel: str
     status: str
@@ -148,20 +150,21 @@ class ConsentChanged(Event):
 
 
 class LoyaltyPosted(Event):
-    """Movements posted to members' points: each with its transaction id, member, kind and points."""
-
     type: ClassVar[str] = "loyalty.posted"
+    summary: ClassVar[str] = "Loyalty points earned, redeemed, expired, clawed back or moved."
     movements: list[dict[str, Any]]
 
 
 class AnalysisCompleted(Event):
     type: ClassVar[str] = "analysis.completed"
+    summary: ClassVar[str] = "A customer analysis finished (scores, churn risk, lifetime value)."
     run_id: int
     customers: int
 
 
 class SegmentSnapshotTaken(Event):
     type: ClassVar[str] = "segments.snapshot_taken"
+    summary: ClassVar[str] = "Every segment's members recorded."
     snapshot_id: int
 
 

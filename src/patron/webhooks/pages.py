@@ -29,9 +29,7 @@ PageWebhookManager = Annotated[Principal, Depends(require_page(Permission.manage
 NOTICE_KEY = "webhooks_notice"
 DELIVERIES_PER_PAGE = 25
 FORM_FIELDS = ("url", "description", "event_types", "secret")
-EVENT_CHOICES = [(ALL_EVENTS, "Every event")] + [
-    (name, (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "") for name, cls in EVENT_TYPES.items()
-]
+EVENT_CHOICES = [(ALL_EVENTS, "Every event")] + [(name, cls.summary) for name, cls in EVENT_TYPES.items()]
 
 
 def _notice(request: Request) -> str | None:
