@@ -763,3 +763,14 @@ def test_members_arrive_from_a_csv_and_a_bad_file_enrols_nobody(admin, api, sess
     assert balance(admin, first.id) == 140  # 40 carried over and the sign-up bonus
     r = admin.post("/api/v1/loyalty/members.csv", content=b"\xff\xfe", headers={"Content-Type": "text/csv"})
     assert r.status_code == 400 and "not UTF-8" in r.json()["error"]
+
+
+def test_member_search_takes_percent_and_underscore_literally(admin, session):
+    a = enrol(admin, session, first_name="Ann", last_name="Lee", email="ann_lee@shop.example")
+    enrol(admin, session, first_name="Bob", last_name="Ray", email="annxlee@shop.example")
+
+    def found(q):
+        return [m["id"] for m in admin.get(f"{BASE}/members", params={"q": q}).json()["items"]]
+
+    assert found("ann_") == [a["id"]]
+    assert found("%") == []

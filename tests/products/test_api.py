@@ -35,3 +35,24 @@ def test_sold_products_cannot_be_deleted(admin, session):
     assert admin.delete(f"{URL}/{unsold.id}").status_code == 204
     assert admin.patch(f"{URL}/{sold.id}", json={"is_active": False}).json()["is_active"] is False
     assert admin.patch(f"{URL}/{sold.id}", json={"price": None}).status_code == 422
+
+
+def test_search_takes_percent_and_underscore_literally(admin, session):
+    sale = create_product(session, sku="SALE-50", name="Mug 50% off")
+    under = create_product(session, sku="KID_TOY", name="Rattle")
+    create_product(session, sku="KIDXTOY", name="Mug 500 ml")
+
+    def found(q):
+        return {p["id"] for p in admin.get(URL, params={"q": q, "limit": 500}).json()["items"]}
+
+    # "%" and "_" are characters to find, not LIKE wildcards that match everything.
+    assert found("%") == {sale.id}
+    assert found("50%") == {sale.id}
+    assert found("kid_") == {under.id}
+
+
+def test_category_filter_takes_underscore_literally(admin, session):
+    inside = create_product(session, category_path="Home_Garden/Tools")
+    create_product(session, category_path="HomeXGarden/Tools")
+    ids = {p["id"] for p in admin.get(URL, params={"category": "Home_Garden", "limit": 500}).json()["items"]}
+    assert ids == {inside.id}

@@ -343,12 +343,13 @@ def members_query(*, tier: str | None = None, status: MemberStatus | None = None
     if status:
         query = query.where(LoyaltyMember.status == status)
     if q:
-        like = f"%{q.lower()}%"
+        term = q.strip().lower()
+        # autoescape: "%" and "_" are characters to find, not wildcards.
         query = query.where(
             or_(
                 LoyaltyMember.card_number == q.replace(" ", ""),
-                func.lower(Customer.email).like(like),
-                func.lower(Customer.first_name + " " + Customer.last_name).like(like),
+                func.lower(Customer.email).contains(term, autoescape=True),
+                func.lower(Customer.first_name + " " + Customer.last_name).contains(term, autoescape=True),
             )
         )
     return query

@@ -26,12 +26,20 @@ def list_query(
     *, q: str | None = None, category: str | None = None, brand: str | None = None, active: bool | None = None
 ) -> Select:
     stmt = select(Product)
+    # autoescape: a "%" or "_" typed in a search is a character to find, not a wildcard.
     if q:
-        like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(Product.name).like(like), func.lower(Product.sku).like(like)))
+        term = q.strip().lower()
+        stmt = stmt.where(
+            or_(
+                func.lower(Product.name).contains(term, autoescape=True),
+                func.lower(Product.sku).contains(term, autoescape=True),
+            )
+        )
     if category:
         prefix = category.strip().strip("/")
-        stmt = stmt.where(or_(Product.category_path == prefix, Product.category_path.like(prefix + "/%")))
+        stmt = stmt.where(
+            or_(Product.category_path == prefix, Product.category_path.startswith(prefix + "/", autoescape=True))
+        )
     if brand:
         stmt = stmt.where(Product.brand == brand)
     if active is not None:
