@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Annotated, Any, NoReturn
 
 import phonenumbers
+import yaml
+from babel.numbers import list_currencies
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from patron.errors import InvalidInput, ValidationFailed
@@ -129,6 +131,39 @@ CENT = Decimal("0.01")
 
 # Money as accepted from outside: at most 2 decimals, stored and echoed as cents ("12.50").
 Money = Annotated[Decimal, Field(max_digits=12, decimal_places=2), AfterValidator(lambda d: d.quantize(CENT))]
+
+# ISO 4217 codes as CLDR (through Babel) knows them, so 'ZZZ' is refused and every accepted
+# code can be shown with its symbol.
+CURRENCIES = frozenset(list_currencies())
+
+
+def check_currency(value: str) -> str:
+    code = value.strip().upper()
+    if code not in CURRENCIES:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, EUR, GBP)")
+    return code
+
+
+Currency = Annotated[str, AfterValidator(check_currency)]
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases: a few lines of nested `*a` references (a "billion
+    laughs" file) would otherwise expand to gigabytes in memory."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed; write the value out", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML (or JSON) from outside: plain data only, no aliases; raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: plain data types only
+
 
 # Ids are INTEGER columns: 32-bit on PostgreSQL, so larger values are invalid input, not 500s.
 MAX_ID = 2**31 - 1

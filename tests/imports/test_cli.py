@@ -236,6 +236,13 @@ def test_a_mapping_file_with_semicolons_latin1_and_no_header(db_url, tmp_path):
     r = invoke("import", "orders", source, "--mapping", bad)
     assert r.exit_code == 1 and "bad.yaml is not valid" in r.output
 
+    # A "billion laughs" file: nine lines that a plain YAML loader expands to 10^9 strings.
+    bomb = tmp_path / "bomb.yaml"
+    levels = ['a0: &a0 ["lol"]'] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb.write_text("\n".join(levels) + "\ncolumns: *a8\n")
+    r = invoke("import", "orders", source, "--mapping", bomb)
+    assert r.exit_code == 1 and "aliases (*a0) are not allowed" in flat(r.output), r.output
+
 
 def test_imports_lists_runs_newest_first(db_url, tmp_path):
     first = tmp_path / "first.csv"

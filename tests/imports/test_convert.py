@@ -287,6 +287,15 @@ def test_countries_by_code_name_or_alias():
     assert rejected[6].reason == "not a country code or English country name"
 
 
+def test_currencies_are_iso_4217_codes():
+    accepted, rejected = one_field(["eur", " GBP ", "zzz", "US$"], "currency")
+    assert accepted == {2: "EUR", 3: "GBP"}
+    assert {row: r.reason for row, r in rejected.items()} == {
+        4: "not an ISO 4217 currency code (e.g. USD)",
+        5: "not an ISO 4217 currency code (e.g. USD)",
+    }
+
+
 def test_an_unknown_customer_country_is_left_empty_not_rejected():
     accepted, rejected = one_field(["Unspecified", "France"], "customer_country")
     assert rejected == {} and accepted == {2: None, 3: "FR"}

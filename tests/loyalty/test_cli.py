@@ -113,6 +113,18 @@ def test_configure_refuses_overlapping_tiers_and_stores_nothing(db_url, tmp_path
     assert scalar("SELECT COUNT(*) FROM loyalty_rewards") == 0
 
 
+def test_configure_refuses_yaml_aliases_and_unknown_currencies(db_url, tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("earn: &e {points_per_unit: 1}\nrewards: [*e, *e, *e]\n")
+    r = invoke("configure", bomb)
+    assert r.exit_code == 1 and "aliases (*e) are not allowed" in flat(r.output), r.output
+    zzz = tmp_path / "zzz.yaml"
+    zzz.write_text("currency: zzz\n")
+    r = invoke("configure", zzz)
+    assert r.exit_code == 1 and "currency" in flat(r.output) and "not an ISO 4217 currency code" in flat(r.output)
+    assert scalar("SELECT COUNT(*) FROM loyalty_config_versions") == 1
+
+
 def test_configure_names_every_wrong_field_and_unknown_skus(db_url, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(

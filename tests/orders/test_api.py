@@ -55,6 +55,10 @@ def test_amounts_that_do_not_add_up_are_refused(admin, session):
     assert r.status_code == 422 and fields_of(r) == {"lines.0.quantity", "lines.0.unit_price"}
     r = admin.post(URL, json=payload(c, p, tax="1.001"))
     assert r.status_code == 422 and fields_of(r) == {"tax"}
+    r = admin.post(URL, json=payload(c, p, currency="zzz"))
+    assert r.status_code == 422 and fields_of(r) == {"currency"} and "ISO 4217" in r.json()["error"]
+    r = admin.post(URL, json=payload(c, p, currency="gbp"))
+    assert r.status_code == 201 and r.json()["currency"] == "GBP"
 
 
 def test_time_must_be_aware_and_not_in_the_future(admin, session):

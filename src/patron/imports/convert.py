@@ -19,7 +19,7 @@ from phonenumbers import geocoder
 from patron.imports.mapping import ColumnMap, FieldSpec, Mapping, field_spec
 from patron.imports.sources import RawBatch, Rejected
 from patron.models.enums import ImportKind
-from patron.validation import normalise_phone
+from patron.validation import CURRENCIES, normalise_phone
 
 # Tills' clocks drift; anything further ahead than this is a data error (as in the API).
 CLOCK_SKEW = timedelta(minutes=10)
@@ -275,6 +275,12 @@ def _parse(spec: FieldSpec, raw, cmap, column, mapping, default_country, now, fl
             # Only describes a stub customer; a name like "Unspecified" leaves it empty.
             return out.alias(name)
         flag(raw.is_not_null() & out.is_null(), column, raw, "not a country code or English country name")
+        return out.alias(name)
+    if spec.type == "currency":
+        out = raw.str.strip_chars().str.to_uppercase()
+        flag(
+            out.is_not_null() & ~out.is_in(sorted(CURRENCIES)), column, raw, "not an ISO 4217 currency code (e.g. USD)"
+        )
         return out.alias(name)
     if spec.type == "enum":
         out = raw.str.to_lowercase().str.replace_all(r"[\s-]", "_")

@@ -24,9 +24,11 @@ from patron.models.enums import (
     ProductTier,
     SalesChannel,
 )
-from patron.validation import error_list
+from patron.validation import error_list, load_yaml
 
-FieldType = Literal["text", "id", "int", "money", "date", "datetime", "bool", "email", "phone", "country", "enum"]
+FieldType = Literal[
+    "text", "id", "int", "money", "date", "datetime", "bool", "email", "phone", "country", "currency", "enum"
+]
 
 
 class InvalidMapping(ValidationFailed):
@@ -100,7 +102,7 @@ FIELDS: dict[ImportKind, tuple[FieldSpec, ...]] = {
         _enum("channel", SalesChannel),
         FieldSpec("store_code", "id", 32),
         _enum("status", OrderStatus),
-        FieldSpec("currency", "text", 3),
+        FieldSpec("currency", "currency", help="ISO 4217 code, e.g. USD"),
         FieldSpec("subtotal", "money"),
         FieldSpec("discount", "money"),
         FieldSpec("shipping_fee", "money"),
@@ -245,7 +247,7 @@ def load_mapping(path: Path) -> Mapping:
     except OSError as exc:
         raise InvalidMapping(f"cannot read the mapping file {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise InvalidMapping(f"{path.name} is not valid YAML or JSON: {exc}") from None
     return parse_mapping(data, origin=path.name)
@@ -266,7 +268,7 @@ def preset(name: str, kind: ImportKind) -> Mapping:
         kinds = ", ".join(sorted(files))
         raise InvalidMapping(f"the {name} preset reads {kinds}, not {kind}", field="preset")
     text = resources.files("patron.imports").joinpath("presets", files[kind]).read_text(encoding="utf-8")
-    return parse_mapping(yaml.safe_load(text), origin=f"preset {name}")
+    return parse_mapping(load_yaml(text), origin=f"preset {name}")
 
 
 def automatic(kind: ImportKind, columns: list[str]) -> Mapping:

@@ -55,7 +55,7 @@ def _read_config(file: Path):
 
     from patron.errors import InvalidInput, ValidationFailed
     from patron.loyalty.config import ConfigFile
-    from patron.validation import error_list
+    from patron.validation import error_list, load_yaml
 
     try:
         text = file.read_text(encoding="utf-8")
@@ -64,7 +64,7 @@ def _read_config(file: Path):
     except OSError as exc:
         raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)  # JSON is YAML too
+        data = load_yaml(text)  # JSON is YAML too
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1} column {where.column + 1}" if where is not None else ""

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from patron.models.enums import SalesChannel
-from patron.validation import FieldError, InputModel
+from patron.validation import Currency, FieldError, InputModel
 
 Multiplier = Annotated[Decimal, Field(gt=0, le=100, max_digits=8, decimal_places=4)]
 Points = Annotated[int, Field(ge=0, le=1_000_000)]
@@ -142,7 +142,7 @@ class Card(_Rules):
 class ProgrammeConfig(_Rules):
     """The whole programme (see the README's Loyalty section for a worked example)."""
 
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    currency: Currency = "EUR"
     # What one point is worth to the business when redeemed: the liability of points outstanding.
     point_value: Annotated[Decimal, Field(gt=0, le=1000, max_digits=10, decimal_places=4)] = Decimal("0.01")
     earn: Earn = Earn()

@@ -26,7 +26,7 @@ from patron.models import LoyaltyMember, LoyaltyReward
 from patron.models.enums import MemberStatus
 from patron.users.permissions import Permission
 from patron.users.schemas import Principal
-from patron.validation import MAX_ID, error_list
+from patron.validation import MAX_ID, error_list, load_yaml
 from patron.web.auth import PageReader, require_page
 from patron.web.forms import FormDep, PageResponse, field_errors, text
 from patron.web.templating import SECURITY_HEADERS, render
@@ -629,7 +629,7 @@ def save_rules(request: Request, session: SessionDep, principal: PageLoyaltyMana
         if len(source) > RULES_MAX_CHARS:
             raise InvalidInput(f"the rules are longer than {RULES_MAX_CHARS:,} characters", detail={"field": "config"})
         try:
-            data = yaml.safe_load(source)
+            data = load_yaml(source)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

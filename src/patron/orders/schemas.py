@@ -3,7 +3,6 @@ and subtotal = sum(quantity * unit_price - line discount) when lines are given."
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
@@ -11,7 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from patron.models.enums import OrderStatus, ReturnKind, SalesChannel
-from patron.validation import FieldError, Id, InputModel, Money, reject_nulls
+from patron.validation import Currency, FieldError, Id, InputModel, Money, reject_nulls
 
 Amount = Annotated[Money, Field(ge=0)]
 ZERO = Decimal("0.00")
@@ -29,12 +28,6 @@ def _aware_past(value: datetime) -> datetime:
 
 
 AwarePast = Annotated[datetime, AfterValidator(_aware_past)]
-
-
-def _currency(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z]{3}", value):
-        raise ValueError("must be an ISO 4217 code like 'USD'")
-    return value.upper()
 
 
 class OrderLineCreate(InputModel):
@@ -69,7 +62,7 @@ class OrderCreate(InputModel):
     store_id: Id | None = None
     store_code: str | None = Field(default=None, min_length=1, max_length=32)
     status: OrderStatus = OrderStatus.placed
-    currency: Annotated[str, AfterValidator(_currency)] = "USD"
+    currency: Currency = "USD"
     subtotal: Amount | None = Field(default=None, description="Computed from lines when omitted.")
     discount: Amount = ZERO
     shipping_fee: Amount = ZERO
