@@ -85,6 +85,8 @@ def test_error_report_csv(admin, session):
         [
             ImportRowError(run_id=run.id, row=9, column="quantity", value="lots", reason="not a whole number"),
             ImportRowError(run_id=run.id, row=3, column=None, value=None, reason='has 3 fields, "quoted"'),
+            ImportRowError(run_id=run.id, row=12, column="name", value="=cmd|'/C calc'!A0", reason="too long"),
+            ImportRowError(run_id=run.id, row=14, column="quantity", value="-2", reason="must be positive"),
         ]
     )
     session.flush()
@@ -97,6 +99,8 @@ def test_error_report_csv(admin, session):
         ["row", "column", "value", "reason"],
         ["3", "", "", 'has 3 fields, "quoted"'],
         ["9", "quantity", "lots", "not a whole number"],
+        ["12", "name", "'=cmd|'/C calc'!A0", "too long"],  # text, not a formula to run
+        ["14", "quantity", "-2", "must be positive"],  # a number stays a number
     ]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -124,6 +127,13 @@ def test_members_pages_csv_export_and_static_lists(admin, session):
     assert admin.post(f"{BASE}/{seg['id']}/members", json={"customer_ids": [customers[0].id]}).status_code == 400
     frozen = admin.post(f"{BASE}/{seg['id']}/freeze", json={"name": "French, frozen"})
     assert frozen.status_code == 201 and frozen.json()["kind"] == "static" and frozen.json()["members"] == 3
+
+    # A name typed as a formula is exported as text, so a spreadsheet does not run it.
+    evil = create_customer(session, country="DE", first_name="=HYPERLINK(A1)", last_name="-2", city="-2+3")
+    german = admin.post(BASE, json={"name": "German", "rule": {"field": "country", "op": "eq", "value": "DE"}}).json()
+    rows = list(csv.reader(io.StringIO(admin.get(f"{BASE}/{german['id']}/members.csv").text)))
+    assert evil.first_name.startswith("=")
+    assert rows[1][:3] == [str(evil.id), "'" + evil.first_name, "-2"] and rows[1][5] == "'-2+3"
 
 
 def test_reports_comparison_snapshots_and_migration(admin, session):

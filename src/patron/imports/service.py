@@ -7,7 +7,6 @@ and `resume` carries on from there.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import os
@@ -25,6 +24,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from patron.csvsafe import SafeWriter
 from patron.db import session_scope
 from patron.errors import Conflict, InvalidInput, NotFound
 from patron.imports import load_customers, load_interactions, load_orders, load_products, repository
@@ -507,7 +507,7 @@ def error_report_lines(session: Session, run_id: int) -> Iterator[str]:
     """The error report as CSV text in chunks, for writing a file or streaming a download."""
     get_run(session, run_id)
     buf = io.StringIO()
-    writer = csv.writer(buf)
+    writer = SafeWriter(buf)
     writer.writerow(ERROR_COLUMNS)
     for e in repository.errors(session, run_id):
         writer.writerow([e.row, e.column or "", e.value if e.value is not None else "", e.reason])

@@ -7,7 +7,6 @@ segment_members. Every function takes the session first, flushes and never commi
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from patron import events
+from patron.csvsafe import SafeWriter
 from patron.errors import Conflict, InvalidInput, NotFound
 from patron.models import Customer, Segment
 from patron.models.enums import SegmentKind
@@ -229,7 +229,7 @@ def export_csv(session: Session, segment_id: int) -> Iterator[str]:
     """The members as CSV text chunks (header first), streamed."""
     members = member_ids(session, segment_id)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     writer.writerow(EXPORT_COLUMNS)
     for n, customer in enumerate(repository.export_rows(session, members), start=1):
         writer.writerow(
