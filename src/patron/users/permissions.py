@@ -56,3 +56,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 def allows(role: Role, permission: Permission) -> bool:
     return permission in ROLE_PERMISSIONS[role]
+
+
+def lower_role(a: Role, b: Role) -> Role:
+    """The role with the most rights that both `a` and `b` have: a token's role in force is
+    the lower of its own and its user's current one. Roles are not a ladder (an agent may
+    write customers, an analyst run analyses), so for two such roles it is the viewer."""
+    both = ROLE_PERMISSIONS[a] & ROLE_PERMISSIONS[b]
+    return max((r for r in Role if ROLE_PERMISSIONS[r] <= both), key=lambda r: len(ROLE_PERMISSIONS[r]))

@@ -18,7 +18,7 @@ from patron.models import ApiToken, User
 from patron.models.base import utcnow
 from patron.models.enums import Role
 from patron.users import repository
-from patron.users.permissions import ROLE_PERMISSIONS
+from patron.users.permissions import ROLE_PERMISSIONS, lower_role
 from patron.users.schemas import Principal, UserCreate
 from patron.validation import raise_validation
 
@@ -112,7 +112,9 @@ def principal_for_token(session: Session, secret: str) -> Principal:
                 used.last_used_at = now
 
         write_later(session, record_use)
-    return Principal(user_id=token.user_id, email=token.user.email, name=token.user.name, role=token.role)
+    # The user may have been demoted since the token was issued: it never outranks them.
+    role = lower_role(token.role, token.user.role)
+    return Principal(user_id=token.user_id, email=token.user.email, name=token.user.name, role=role)
 
 
 def _use_due(token: ApiToken, now) -> bool:
