@@ -232,3 +232,20 @@ def test_list_merges_newest_first_by_customer_and_state(session, pair):
     assert [m.id for m in service.list_merges(session, limit=1, cursor=page.next_cursor).items] == [first.id]
     views = service.recent_merges(session)
     assert [(v.survivor_name, v.merged_name) for v in views] == [("Ann Lee", "Ann Lee")] * 2
+
+
+def test_a_merged_id_leads_to_its_survivor_in_one_step_after_a_second_merge(session):
+    """Customer.survivor_id is the one rule for "which customer is this id now"; merging the
+    survivor again re-points the earlier duplicate, so one step is always enough."""
+    from patron.segments import repository as segments_repository
+
+    a, b, c = (create_customer(session) for _ in range(3))
+    service.merge(session, survivor_id=b.id, merged_id=a.id)
+    service.merge(session, survivor_id=c.id, merged_id=b.id)
+    session.flush()
+    in_sql = dict(
+        session.execute(select(Customer.id, Customer.survivor_id).where(Customer.id.in_([a.id, b.id, c.id]))).all()
+    )
+    assert in_sql == {a.id: c.id, b.id: c.id, c.id: c.id}
+    assert {x.id: x.survivor_id for x in (a, b, c)} == in_sql
+    assert segments_repository.live_ids(session, [a.id, b.id, c.id]) == in_sql

@@ -67,7 +67,7 @@ def list_query(
 def _survivors_where(condition):
     """Ids of the live customers that the customers matching `condition` are, or were merged into."""
     owner = aliased(Customer)
-    return select(func.coalesce(owner.merged_into_id, owner.id)).where(condition(owner))
+    return select(owner.survivor_id).where(condition(owner))
 
 
 def _search_condition(q: str):
@@ -141,9 +141,7 @@ def count(session: Session) -> int:
 
 def ids_by_email(session: Session, emails: list[str]) -> dict[str, int]:
     """{email: the live customer holding it (a merged holder's survivor)}."""
-    rows = session.execute(
-        select(Customer.email, func.coalesce(Customer.merged_into_id, Customer.id)).where(Customer.email.in_(emails))
-    )
+    rows = session.execute(select(Customer.email, Customer.survivor_id).where(Customer.email.in_(emails)))
     return dict(rows.all())
 
 
@@ -155,7 +153,7 @@ def ids_by_external_id(session: Session, refs: list[tuple[str, str]]) -> dict[tu
         select(
             CustomerExternalId.source,
             CustomerExternalId.external_id,
-            func.coalesce(owner.merged_into_id, owner.id),
+            owner.survivor_id,
         )
         .join(owner, owner.id == CustomerExternalId.customer_id)
         .where(tuple_(CustomerExternalId.source, CustomerExternalId.external_id).in_(refs))
@@ -165,7 +163,5 @@ def ids_by_external_id(session: Session, refs: list[tuple[str, str]]) -> dict[tu
 
 def survivors_of(session: Session, customer_ids: list[int]) -> dict[int, int]:
     """{customer id: itself, or the customer it was merged into} for the ids that exist."""
-    rows = session.execute(
-        select(Customer.id, func.coalesce(Customer.merged_into_id, Customer.id)).where(Customer.id.in_(customer_ids))
-    )
+    rows = session.execute(select(Customer.id, Customer.survivor_id).where(Customer.id.in_(customer_ids)))
     return dict(rows.all())

@@ -3,7 +3,7 @@
 Which customer a row is:
 
 1. its (mapping.source, customer_id) in customer_external_ids; a customer merged into
-   another leads to the survivor (`COALESCE(merged_into_id, id)`);
+   another leads to the survivor (`Customer.survivor_id`);
 2. else its email (stored lower-case and unique), again following a merge. When the row
    also has a customer_id, that id is added to the customer for the source, unless the
    customer already has a different id for it: then the row is rejected ("email x
@@ -42,6 +42,10 @@ from patron import events, validation
 from patron.imports import staging as st
 from patron.imports.loaders import LoadContext, Outcome, keep_last, publish
 from patron.imports.sources import Rejected
+from patron.models.customer import survivor_sql
+
+# The customer a matched row is now (itself, or the one it was merged into).
+SURVIVOR = survivor_sql("c")
 
 STAGE = "stage_customers"
 NAME_MAX = 100  # customers.first_name / last_name
@@ -226,14 +230,14 @@ def _resolve(conn: Connection, source: str) -> None:
     )
     conn.execute(
         text(
-            f"UPDATE {STAGE} SET cust_id = (SELECT COALESCE(c.merged_into_id, c.id) {by_id}) "
+            f"UPDATE {STAGE} SET cust_id = (SELECT {SURVIVOR} {by_id}) "
             f"WHERE customer_id IS NOT NULL AND EXISTS (SELECT 1 {by_id})"
         ),
         {"source": source},
     )
     by_email = f"FROM customers c WHERE c.email = {STAGE}.email"
     conn.exec_driver_sql(
-        f"UPDATE {STAGE} SET cust_id = (SELECT COALESCE(c.merged_into_id, c.id) {by_email}), matched = 'email' "
+        f"UPDATE {STAGE} SET cust_id = (SELECT {SURVIVOR} {by_email}), matched = 'email' "
         f"WHERE cust_id IS NULL AND email IS NOT NULL AND EXISTS (SELECT 1 {by_email})"
     )
 

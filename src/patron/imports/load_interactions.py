@@ -29,6 +29,10 @@ from sqlalchemy.engine import Connection
 from patron.imports import staging as st
 from patron.imports.loaders import LoadContext, Outcome, keep_last
 from patron.imports.sources import Rejected
+from patron.models.customer import survivor_sql
+
+# The customer a matched row is now (itself, or the one it was merged into).
+SURVIVOR = survivor_sql("c")
 
 STAGE = "stage_interactions"
 STUBS = "stage_interaction_customers"
@@ -66,10 +70,7 @@ def load(ctx: LoadContext, frame: pl.DataFrame) -> Outcome:
         f"WHERE x.source = :source AND x.external_id = {STAGE}.customer_id"
     )
     conn.execute(
-        text(
-            f"UPDATE {STAGE} SET cust_id = (SELECT COALESCE(c.merged_into_id, c.id) {by_id}) "
-            f"WHERE EXISTS (SELECT 1 {by_id})"
-        ),
+        text(f"UPDATE {STAGE} SET cust_id = (SELECT {SURVIVOR} {by_id}) WHERE EXISTS (SELECT 1 {by_id})"),
         {"source": source},
     )
     if ctx.mapping.unknown_customers == "stub":

@@ -26,6 +26,10 @@ from patron.imports import staging as st
 from patron.imports.loaders import LoadContext, Outcome, publish, reject_rows
 from patron.imports.mapping import Mapping
 from patron.imports.sources import EMPTY_LINE, RawBatch, Rejected
+from patron.models.customer import survivor_sql
+
+# The customer a matched row is now (itself, or the one it was merged into).
+SURVIVOR = survivor_sql("c")
 
 ORDER_STAGE = {
     "order_ext": "text",
@@ -430,9 +434,9 @@ def _write_orders(ctx: LoadContext, orders: pl.DataFrame, lines: pl.DataFrame, o
         conn,
         "res_orders",
         "SELECT s.*, COALESCE("
-        "(SELECT COALESCE(c.merged_into_id, c.id) FROM customer_external_ids x JOIN customers c "
+        f"(SELECT {SURVIVOR} FROM customer_external_ids x JOIN customers c "
         f"ON c.id = x.customer_id WHERE x.source = {source} AND x.external_id = s.customer_ext), "
-        "(SELECT COALESCE(c.merged_into_id, c.id) FROM customers c WHERE c.email = s.customer_email)) AS customer_id, "
+        f"(SELECT {SURVIVOR} FROM customers c WHERE c.email = s.customer_email)) AS customer_id, "
         "(SELECT id FROM stores WHERE stores.code = s.store_code) AS store_id, "
         "(SELECT id FROM orders o WHERE o.external_id = s.order_ext) AS order_id FROM stage_orders s",
         index=("order_ext",),
@@ -581,12 +585,12 @@ def _changed_lines(conn: Connection, differs: str) -> None:
 def _resolve_customers(conn: Connection, stage: str, source: str) -> None:
     """customer_id := the survivor of the customer with this external id, else this email."""
     conn.exec_driver_sql(
-        f"UPDATE {stage} SET customer_id = (SELECT COALESCE(c.merged_into_id, c.id) FROM customer_external_ids x "
+        f"UPDATE {stage} SET customer_id = (SELECT {SURVIVOR} FROM customer_external_ids x "
         f"JOIN customers c ON c.id = x.customer_id WHERE x.source = {_quote(source)} "
         f"AND x.external_id = {stage}.customer_ext) WHERE customer_ext IS NOT NULL"
     )
     conn.exec_driver_sql(
-        f"UPDATE {stage} SET customer_id = (SELECT COALESCE(c.merged_into_id, c.id) FROM customers c "
+        f"UPDATE {stage} SET customer_id = (SELECT {SURVIVOR} FROM customers c "
         f"WHERE c.email = {stage}.customer_email) WHERE customer_id IS NULL AND customer_email IS NOT NULL"
     )
 

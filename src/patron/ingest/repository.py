@@ -8,16 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from patron.models import ConsentEvent, Customer, CustomerExternalId, Order, OrderLine, Product, Store
 
 CHUNK = 500
 T = TypeVar("T")
-
-# A merged customer's references lead to the customer it was merged into.
-_SURVIVOR = func.coalesce(Customer.merged_into_id, Customer.id)
 
 
 def _chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
@@ -33,7 +30,7 @@ def customers_by_external_id(
     found = {}
     for chunk in _chunks(keys):
         rows = session.execute(
-            select(CustomerExternalId.source, CustomerExternalId.external_id, Customer.id, _SURVIVOR)
+            select(CustomerExternalId.source, CustomerExternalId.external_id, Customer.id, Customer.survivor_id)
             .join(Customer, Customer.id == CustomerExternalId.customer_id)
             .where(tuple_(CustomerExternalId.source, CustomerExternalId.external_id).in_(chunk))
         )
@@ -45,7 +42,9 @@ def customers_by_email(session: Session, emails: Iterable[str]) -> dict[str, tup
     """email -> (the customer holding it, the customer it leads to)."""
     found = {}
     for chunk in _chunks(emails):
-        rows = session.execute(select(Customer.email, Customer.id, _SURVIVOR).where(Customer.email.in_(chunk)))
+        rows = session.execute(
+            select(Customer.email, Customer.id, Customer.survivor_id).where(Customer.email.in_(chunk))
+        )
         found.update({email: (owner, survivor) for email, owner, survivor in rows})
     return found
 
@@ -54,7 +53,7 @@ def customer_survivors(session: Session, ids: Iterable[int]) -> dict[int, int]:
     """customer id -> the customer it leads to (itself unless merged); unknown ids are left out."""
     found = {}
     for chunk in _chunks(ids):
-        found.update(session.execute(select(Customer.id, _SURVIVOR).where(Customer.id.in_(chunk))).all())
+        found.update(session.execute(select(Customer.id, Customer.survivor_id).where(Customer.id.in_(chunk))).all())
     return found
 
 

@@ -4,8 +4,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint, func
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from patron.models.base import Base, JSONType, Money, UTCDateTime, utcnow
 from patron.models.enums import (
@@ -77,6 +78,18 @@ class Customer(Base):
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
+    # The customer this one is now: itself, or the one it was merged into. One level is
+    # enough: a merge refuses a customer already merged, and re-points at the survivor the
+    # customers that were merged into the duplicate (identity.service.MOVES), so no chains.
+    @hybrid_property
+    def survivor_id(self) -> int:
+        return self.merged_into_id if self.merged_into_id is not None else self.id
+
+    @survivor_id.inplace.expression
+    @classmethod
+    def _survivor_id_expression(cls):
+        return func.coalesce(cls.merged_into_id, cls.id)
+
 
 class CustomerExternalId(Base):
     """The customer's id in another system (shop, POS, old CRM): one per source."""
@@ -112,3 +125,9 @@ class CustomerMerge(Base):
     merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def survivor_sql(alias: str) -> str:
+    """Customer.survivor_id as SQL text over `customers <alias>`, for the importers' hand-written statements."""
+    # Compiled from the hybrid so the rule is stated once; it renders the same on every backend.
+    return str(aliased(Customer, name=alias).survivor_id.compile())

@@ -168,18 +168,8 @@ def add_members(session: Session, segment_id: int, customer_ids: list[int]) -> i
 
 def live_ids(session: Session, customer_ids: list[int]) -> dict[int, int]:
     """customer id -> the live customer it stands for (a merged id -> its survivor); unknown ids are absent."""
-    rows = session.execute(select(Customer.id, Customer.merged_into_id).where(Customer.id.in_(customer_ids))).all()
-    found = {cid: merged or cid for cid, merged in rows}
-    # A survivor may itself have been merged later: follow the chain.
-    pending = {merged for merged in found.values() if merged not in found}
-    while pending:
-        more = session.execute(select(Customer.id, Customer.merged_into_id).where(Customer.id.in_(pending))).all()
-        step = {cid: merged or cid for cid, merged in more}
-        for cid, target in list(found.items()):
-            if target in step:
-                found[cid] = step[target]
-        pending = {m for m in step.values() if m not in step} - set(step)
-    return found
+    rows = session.execute(select(Customer.id, Customer.survivor_id).where(Customer.id.in_(customer_ids)))
+    return dict(rows.all())
 
 
 def ids_by_email(session: Session, emails: list[str]) -> dict[str, int]:
