@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from patron import migrate
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.db import make_engine, session_scope
 from patron.demo.generator import generate
 from patron.errors import Conflict

@@ -124,7 +124,7 @@ def session(engine) -> Iterator[Session]:
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from patron.api import create_app  # noqa: E402
+from patron.api.app import create_app  # noqa: E402
 from patron.db import get_session  # noqa: E402
 from tests.factories import create_token_for  # noqa: E402
 

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from patron import migrate
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.cli import app
 from patron.db import get_engine
 from patron.settings import get_settings

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
-from patron import jobs, migrate, outbox
+from patron import jobs, migrate, outbox, schedules
 from patron.cli import app
 from patron.db import get_engine, make_engine, session_scope
 from patron.errors import InvalidInput
@@ -46,13 +46,13 @@ def counting_job(name="count", schedule="0 3 * * *", *, fail=False, run_at_start
     ],
 )
 def test_next_run(schedule, after, expected):
-    assert jobs.next_run(schedule, after) == expected
+    assert schedules.next_run(schedule, after) == expected
 
 
 @pytest.mark.parametrize("bad", ["", "daily", "61 * * * *", "every 0 days", "every 3 weeks", "* * *"])
 def test_a_wrong_schedule_names_the_setting(bad):
     with pytest.raises(InvalidInput, match="PATRON_X must be a cron line"):
-        jobs.check_schedule(bad, field="PATRON_X")
+        schedules.check_schedule(bad, field="PATRON_X")
     with pytest.raises(ValueError, match="PATRON_LOYALTY_SCHEDULE"):
         Settings(loyalty_schedule=bad)
 

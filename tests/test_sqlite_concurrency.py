@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.db import make_engine
 from patron.models import ApiToken, Customer, IdempotencyKey
 from patron.settings import Settings

@@ -84,7 +84,7 @@ def serve(
     """Run the web UI and REST API (with an embedded worker when PATRON_EMBEDDED_WORKER says so)."""
     import uvicorn
 
-    from patron.api import create_app
+    from patron.api.app import create_app
     from patron.worker import embedded
 
     engine = _require_schema()

@@ -10,7 +10,6 @@ the others skip it until the next period.
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import time
 import traceback
@@ -18,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from croniter import croniter
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -27,12 +25,12 @@ from patron.db import session_scope
 from patron.errors import InvalidInput, NotFound
 from patron.models import ScheduledJob
 from patron.models.base import utcnow
+from patron.schedules import next_run
 from patron.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 # A job that runs longer than this is presumed dead with its worker and may be claimed again.
 JOB_LEASE = timedelta(hours=2)
-_EVERY = re.compile(r"^every\s+(\d+)\s*(d|day|days|h|hour|hours|m|min|minute|minutes)$")
 
 
 @dataclass(frozen=True)
@@ -44,27 +42,6 @@ class Job:
     # A job new to the database runs at the first worker's start rather than at its
     # first scheduled time (the loyalty jobs always ran when the server started).
     run_at_start: bool = False
-
-
-def next_run(schedule: str, after: datetime) -> datetime:
-    """The first time after `after` that the schedule falls due (UTC)."""
-    every = _EVERY.match(schedule.strip().lower())
-    if every:
-        n, unit = int(every.group(1)), every.group(2)[0]
-        return after + {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
-    return croniter(schedule, after).get_next(datetime)
-
-
-def check_schedule(schedule: str, *, field: str) -> str:
-    """The schedule, or InvalidInput naming the setting when it is neither a cron line nor "every N unit"."""
-    text = schedule.strip()
-    every = _EVERY.match(text.lower())
-    if (every and int(every.group(1)) > 0) or (not every and croniter.is_valid(text)):
-        return text
-    raise InvalidInput(
-        f"{field} must be a cron line such as '0 2 * * *' (UTC) or 'every 7 days', not {schedule!r}",
-        detail={"field": field},
-    )
 
 
 # --- the jobs ---------------------------------------------------------------------------------

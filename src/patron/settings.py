@@ -87,7 +87,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_schedules(self) -> Settings:
-        from patron.jobs import check_schedule
+        from patron.schedules import check_schedule
 
         for name in ("loyalty_schedule", "analyze_schedule", "purge_schedule"):
             value = getattr(self, name)

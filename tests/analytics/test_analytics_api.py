@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.db import session_scope
 from patron.models.enums import Role
 from patron.users.permissions import Permission, allows

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.db import session_scope
 from patron.demo.generator import generate
 from patron.models import AnalysisRun, Customer, CustomerInsight, CustomerScore

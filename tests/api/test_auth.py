@@ -8,7 +8,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from patron.api import API_PREFIX, api_routers
+from patron.api.app import API_PREFIX, api_routers
 from patron.models.enums import Role
 from patron.users.permissions import allows
 from tests.routes import required_permission

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.settings import Settings
 from tests.browser.seed import ADMIN_EMAIL, ADMIN_PASSWORD, seed
 from tests.conftest import IN_CI

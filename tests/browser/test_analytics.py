@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 import pytest
 from playwright.sync_api import expect
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.demo.generator import generate
 from patron.settings import Settings
 from tests.browser.conftest import LiveServer

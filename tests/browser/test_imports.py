@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.settings import Settings
 from tests.browser.conftest import LiveServer
 from tests.browser.seed import seed

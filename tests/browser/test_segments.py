@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.db import session_scope
 from patron.models import AnalysisRun, CustomerScore
 from patron.models.enums import AnalysisStatus

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.db import session_scope
 from patron.imports import runner
 from patron.settings import Settings

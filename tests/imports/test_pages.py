@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.db import session_scope
 from patron.imports.mapping import Mapping, mapping_json
 from patron.imports.service import file_sha256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from patron.api import create_app
+from patron.api.app import create_app
 from patron.settings import Settings
 
 URL = "/api/v1/customers/batch"

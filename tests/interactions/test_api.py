@@ -39,3 +39,12 @@ def test_update_list_delete(admin, session):
     assert [x["id"] for x in listed] == [i["id"]]
     assert admin.delete(f"{URL}/{i['id']}").status_code == 204
     assert admin.get(f"{URL}/{i['id']}").status_code == 404
+
+
+def test_a_time_that_leaves_the_calendar_in_utc_is_refused(admin, session):
+    customer = create_customer(session)
+    r = admin.post(
+        "/api/v1/interactions",
+        json={"customer_id": customer.id, "kind": "call", "occurred_at": "0001-01-01T00:00:00+00:01"},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "occurred_at"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from patron import jobs
+from patron import jobs, schedules
 from patron.db import session_scope
 from patron.loyalty import service
 from patron.loyalty.tasks import _ADVISORY_KEY, run_daily_jobs
@@ -64,5 +64,5 @@ def test_the_worker_runs_them_at_its_first_start_and_then_daily(fresh_engine):
     assert _balance(fresh_engine, member) == 0
     # Stored for every worker: a second one (or the first, later the same day) finds nothing due.
     assert jobs.run_due(fresh_engine, worker="w2", now=now + timedelta(minutes=5), jobs=daily) == []
-    next_day = jobs.next_run(daily[0].schedule, now)
+    next_day = schedules.next_run(daily[0].schedule, now)
     assert jobs.run_due(fresh_engine, worker="w2", now=next_day, jobs=daily) == ["loyalty-daily"]

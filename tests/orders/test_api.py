@@ -68,6 +68,9 @@ def test_time_must_be_aware_and_not_in_the_future(admin, session):
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     r = admin.post(URL, json=payload(c, p, placed_at=future))
     assert r.status_code == 422 and fields_of(r) == {"placed_at"}
+    # Year 0 once converted to UTC: a 422 naming the field, not a 500.
+    r = admin.post(URL, json=payload(c, p, placed_at="0001-01-01T00:00:00+14:00"))
+    assert r.status_code == 422 and fields_of(r) == {"placed_at"} and "years 1 to 9999" in r.json()["error"]
 
 
 def test_unknown_references_write_nothing(admin, session):

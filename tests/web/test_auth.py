@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from patron.customers import service as customers
 from patron.models.enums import Role
 from patron.users.permissions import Permission, allows
-from patron.web import page_routers
+from patron.web.app import page_routers
 from tests.factories import create_customer, create_user
 from tests.routes import required_permission
 from tests.web.conftest import PASSWORD, WebClient, csrf_from

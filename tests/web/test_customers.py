@@ -9,6 +9,7 @@ from html import unescape
 
 import pytest
 
+from patron.customer360 import service as customer360
 from patron.customers import service as customers
 from patron.customers.schemas import ConsentChange
 from tests.factories import create_customer, create_interaction, create_order, create_product
@@ -172,7 +173,7 @@ def test_add_note_shows_on_top_of_the_timeline(session, admin_web, shopper):
     assert 'data-kind="note"' in first_item
     assert "Called back &lt;b&gt;about&lt;/b&gt; the refund" in first_item  # escaped, not markup
     assert f"by {admin_web.user.name}" in first_item
-    notes = [e for e in customers.timeline(session, shopper.id)[0] if e.kind == "note"]
+    notes = [e for e in customer360.timeline(session, shopper.id)[0] if e.kind == "note"]
     assert len(notes) == 1
 
 
@@ -180,7 +181,7 @@ def test_empty_note_is_refused_with_a_message(session, admin_web, shopper):
     r = admin_web.submit(f"/customers/{shopper.id}/notes", {"body": "   "})
     assert r.status_code == 422
     assert field_error(r.text, "body") == "a note needs a body"
-    assert not [e for e in customers.timeline(session, shopper.id)[0] if e.kind == "note"]
+    assert not [e for e in customer360.timeline(session, shopper.id)[0] if e.kind == "note"]
 
 
 def test_note_for_unknown_customer_is_404(admin_web):

@@ -1,4 +1,4 @@
-"""REST API for customers: CRUD, search, consent and the 360 view."""
+"""REST API for customers: CRUD, search and consent (the 360 view: patron.customer360)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from patron.customers.schemas import (
     Consent,
     ConsentChange,
     Customer,
-    Customer360,
     CustomerCreate,
     CustomerPage,
     CustomerUpdate,
@@ -30,7 +29,7 @@ MOVED: dict[int | str, dict] = {
 }
 
 
-def _to_survivor(request: Request, session, customer_id: int) -> RedirectResponse | None:
+def to_survivor(request: Request, session, customer_id: int) -> RedirectResponse | None:
     """A 307 to the same read on the survivor when `customer_id` was merged into another customer."""
     survivor = service.resolve_customer_id(session, customer_id)
     if survivor == customer_id:
@@ -86,7 +85,7 @@ def create_customer(data: CustomerCreate, session: SessionDep, principal: Custom
 
 @router.get("/{customer_id}", response_model=Customer, summary="Read a customer", responses=MOVED)
 def get_customer(customer_id: PathId, session: SessionDep, _: Reader, request: Request):
-    if moved := _to_survivor(request, session, customer_id):
+    if moved := to_survivor(request, session, customer_id):
         return moved
     return service.get_customer(session, customer_id)
 
@@ -103,26 +102,10 @@ def delete_customer(customer_id: PathId, session: SessionDep, _: CustomerDeleter
 
 
 @router.get(
-    "/{customer_id}/360", response_model=Customer360, summary="Profile, consents, KPIs and timeline", responses=MOVED
-)
-def customer_360(
-    customer_id: PathId,
-    session: SessionDep,
-    _: Reader,
-    request: Request,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
-):
-    if moved := _to_survivor(request, session, customer_id):
-        return moved
-    return service.customer_360(session, customer_id, cursor=cursor, limit=limit)
-
-
-@router.get(
     "/{customer_id}/consents", response_model=list[Consent], summary="Current consent, or its history", responses=MOVED
 )
 def list_consents(customer_id: PathId, session: SessionDep, _: Reader, request: Request, history: bool = False):
-    if moved := _to_survivor(request, session, customer_id):
+    if moved := to_survivor(request, session, customer_id):
         return moved
     if history:
         return service.consent_history(session, customer_id)

@@ -7,7 +7,7 @@ import re
 import zoneinfo
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import phonenumbers
 from pydantic import (
@@ -244,47 +244,3 @@ class Customer(BaseModel):
 class CustomerPage(BaseModel):
     items: list[Customer]
     next_cursor: str | None
-
-
-class ChannelShare(BaseModel):
-    channel: str
-    orders: int
-    share: float
-
-
-class Favourite(BaseModel):
-    name: str
-    spend: Decimal
-    quantity: int
-
-
-class CustomerKPIs(BaseModel):
-    first_purchase_at: datetime | None
-    last_purchase_at: datetime | None
-    order_count: int
-    total_spend: Decimal = Field(description="Order totals less refunds, cancelled orders excluded.")
-    refunded: Decimal
-    average_order_value: Decimal | None
-    favourite_categories: list[Favourite]
-    favourite_brands: list[Favourite]
-    channel_mix: list[ChannelShare]
-
-
-class TimelineEntry(BaseModel):
-    type: Literal["order", "interaction"]
-    id: int
-    occurred_at: datetime
-    kind: str = Field(description="Interaction kind, or the order status.")
-    channel: str
-    title: str
-    body: str | None = None
-    amount: Decimal | None = None
-    user_name: str | None = None
-
-
-class Customer360(BaseModel):
-    profile: Customer
-    consents: list[Consent]
-    kpis: CustomerKPIs
-    timeline: list[TimelineEntry]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for older timeline entries.")

@@ -1,8 +1,7 @@
-"""Customer profiles, consent and the customer 360 view."""
+"""Customer profiles and consent (the 360 view is assembled in patron.customer360)."""
 
 from __future__ import annotations
 
-import heapq
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -11,18 +10,11 @@ from sqlalchemy.orm import Session
 
 from patron import events
 from patron.customers import repository
-from patron.customers.schemas import (
-    Consent,
-    ConsentChange,
-    Customer360,
-    CustomerCreate,
-    CustomerUpdate,
-    TimelineEntry,
-)
+from patron.customers.schemas import ConsentChange, CustomerCreate, CustomerUpdate
 from patron.customers.schemas import Customer as CustomerOut
 from patron.errors import Conflict, NotFound
 from patron.models import ConsentEvent, Customer, CustomerExternalId
-from patron.pagination import Page, decode_cursor_values, encode_cursor, paginate, parse_sort
+from patron.pagination import Page, paginate, parse_sort
 from patron.validation import raise_validation
 
 SORTS = {
@@ -32,8 +24,6 @@ SORTS = {
     "last_name": Customer.last_name,
     "email": Customer.email,
 }
-# Ids are positive, so these bound "any id" when a timeline cursor sits between types.
-_MAX_ID = 2**31 - 1  # the largest INTEGER id on every backend
 
 
 def get_customer(session: Session, customer_id: int) -> Customer:
@@ -47,7 +37,7 @@ def get_customer(session: Session, customer_id: int) -> Customer:
 def resolve_customer_id(session: Session, customer_id: int) -> int:
     """The live customer an id stands for: itself, or the survivor it was merged into; 404 if unknown."""
     customer = get_customer(session, customer_id)
-    return customer.merged_into_id or customer.id
+    return customer.survivor_id
 
 
 def get_live_customer(session: Session, customer_id: int) -> Customer:
@@ -151,54 +141,6 @@ def current_consents(session: Session, customer_id: int) -> list[ConsentEvent]:
 def consent_history(session: Session, customer_id: int) -> list[ConsentEvent]:
     get_customer(session, customer_id)
     return repository.consent_history(session, customer_id)
-
-
-def customer_360(session: Session, customer_id: int, *, cursor: str | None = None, limit: int = 20) -> Customer360:
-    """Profile, current consents, KPIs and one page of the merged timeline, newest first."""
-    from patron.orders import service as orders
-
-    customer = get_customer(session, customer_id)
-    entries, next_cursor = timeline(session, customer_id, cursor=cursor, limit=limit)
-    return Customer360(
-        profile=CustomerOut.model_validate(customer),
-        consents=[Consent.model_validate(c) for c in repository.current_consents(session, customer_id)],
-        kpis=orders.customer_kpis(session, customer_id=customer_id),
-        timeline=entries,
-        next_cursor=next_cursor,
-    )
-
-
-def timeline(
-    session: Session, customer_id: int, *, cursor: str | None = None, limit: int = 20
-) -> tuple[list[TimelineEntry], str | None]:
-    """Orders and interactions merged newest first, ordered by (time, type, id).
-
-    Each domain returns its own newest `limit + 1` entries before the cursor; merging
-    those is enough to fill one page and tell whether another follows.
-    """
-    from patron.errors import InvalidInput
-    from patron.interactions import service as interactions
-    from patron.orders import service as orders
-
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit must be between 1 and 200", detail={"field": "limit"})
-    before: dict[str, tuple[datetime, int] | None] = {"order": None, "interaction": None}
-    if cursor:
-        at, kind, last_id = decode_cursor_values(cursor, datetime, str, int)
-        for stream in before:
-            # Key order is (time, type, id) descending; translate the cursor into a strict
-            # (time, id) upper bound for each stream.
-            bound_id = last_id if stream == kind else (_MAX_ID if stream < kind else 0)
-            before[stream] = (at, bound_id)
-    streams = [
-        orders.timeline_entries(session, customer_id=customer_id, before=before["order"], limit=limit + 1),
-        interactions.timeline_entries(session, customer_id=customer_id, before=before["interaction"], limit=limit + 1),
-    ]
-    key = lambda e: (e.occurred_at, e.type, e.id)  # noqa: E731
-    merged = list(heapq.merge(*streams, key=key, reverse=True))
-    page, more = merged[:limit], len(merged) > limit
-    next_cursor = encode_cursor(*key(page[-1])) if more else None
-    return page, next_cursor
 
 
 def customers_created_by_month(session: Session, *, since: datetime) -> list[tuple[str, int]]:

@@ -130,7 +130,7 @@ def demo_command(
 
     import uvicorn
 
-    from patron.api import create_app
+    from patron.api.app import create_app
     from patron.db import get_engine
     from patron.worker import embedded
 

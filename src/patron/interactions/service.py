@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from patron.customers.schemas import TimelineEntry
+from patron.customer360.schemas import TimelineEntry
 from patron.errors import NotFound
 from patron.interactions import repository
 from patron.interactions.schemas import InteractionCreate, InteractionUpdate

@@ -21,7 +21,11 @@ CLOCK_SKEW = timedelta(minutes=10)
 def _aware_past(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must include a time zone, e.g. 2026-11-23T10:15:00Z")
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is in year 0 in UTC: no date type can hold it.
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
     if value > datetime.now(UTC) + CLOCK_SKEW:
         raise ValueError("must not be in the future")
     return value

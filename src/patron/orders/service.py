@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from patron import events
-from patron.customers.schemas import ChannelShare, CustomerKPIs, Favourite, TimelineEntry
+from patron.customer360.schemas import ChannelShare, CustomerKPIs, Favourite, TimelineEntry
 from patron.errors import Conflict, NotFound, ValidationFailed
 from patron.models import Order, OrderLine, OrderReturn, Product
 from patron.models.enums import OrderStatus
