@@ -273,3 +273,14 @@ def test_coming_soon_pages(admin_web):
         assert r.status_code == 200
         assert f"<h1>{title}</h1>" in r.text and "Coming soon" in r.text
         assert 'aria-current="page"' in r.text
+
+
+def test_hsts_is_sent_on_every_answer_only_when_served_over_https(engine):
+    from patron.api.app import create_app
+    from patron.settings import Settings
+
+    secure = TestClient(create_app(engine, settings=Settings(secure_cookies=True)), base_url="https://testserver")
+    for path in ("/login", "/api/v1/customers", "/static/css/patron.css", "/no-such-page"):
+        assert secure.get(path).headers["strict-transport-security"] == "max-age=31536000; includeSubDomains", path
+    plain = TestClient(create_app(engine, settings=Settings(secure_cookies=False)))
+    assert "strict-transport-security" not in plain.get("/login").headers

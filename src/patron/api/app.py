@@ -67,6 +67,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             **upload_body_limits(settings),
         },
     )
+    if settings.secure_cookies:
+        app.add_middleware(StrictTransportMiddleware)
     for router in api_routers():
         app.include_router(
             router, prefix=API_PREFIX, responses=ERROR_RESPONSES, dependencies=[Depends(no_nul_in_query)]
@@ -109,6 +111,29 @@ def api_routers() -> list[APIRouter]:
         loyalty,
         webhooks,
     ]
+
+
+class StrictTransportMiddleware:
+    """Strict-Transport-Security on every answer when Patron is served over HTTPS
+    (PATRON_SECURE_COOKIES): browsers then refuse plain http for a year, so a sign-in
+    cookie is never offered over an unencrypted first request."""
+
+    HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
 
 
 class BodyLimitMiddleware:
