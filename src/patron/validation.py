@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, NoReturn
 
@@ -163,6 +164,21 @@ class _NoAliasLoader(yaml.SafeLoader):
 def load_yaml(text: str) -> Any:
     """YAML (or JSON) from outside: plain data only, no aliases; raises yaml.YAMLError."""
     return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: plain data types only
+
+
+def to_utc(value: datetime) -> datetime:
+    """An aware time in UTC; a naive one, or one that leaves years 1-9999 in UTC, is refused."""
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone, e.g. 2026-11-23T10:15:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is in year 0 in UTC: no date type can hold it.
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
+
+
+# A time from outside (a body field or a query filter), as stored: aware and in UTC.
+AwareDateTime = Annotated[datetime, AfterValidator(to_utc)]
 
 
 # Ids are INTEGER columns: 32-bit on PostgreSQL, so larger values are invalid input, not 500s.

@@ -146,3 +146,16 @@ def test_roles(api, session):
     assert api("agent").post(URL, json=payload(c, p)).status_code == 403
     assert api("analyst").get(URL).status_code == 200
     assert api("marketer").post(URL, json=payload(c, p)).status_code == 201
+
+
+def test_time_filters_refuse_naive_times_and_times_outside_the_calendar(admin):
+    for url, param in (("/api/v1/orders", "placed_from"), ("/api/v1/interactions", "occurred_to")):
+        for value, message in (
+            ("0001-01-01T00:00:00+14:00", "years 1 to 9999"),
+            ("9999-12-31T23:59:59-12:00", "years 1 to 9999"),
+            ("2026-01-01T00:00:00", "time zone"),
+        ):
+            r = admin.get(url, params={param: value})
+            assert r.status_code == 422, (url, value, r.text)
+            assert r.json()["detail"][0]["field"] == param and message in r.json()["error"]
+        assert admin.get(url, params={param: "2026-01-01T00:00:00Z"}).status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -11,6 +10,7 @@ from patron.api.deps import InteractionWriter, PathId, QueryId, Reader, SessionD
 from patron.interactions import service
 from patron.interactions.schemas import Interaction, InteractionCreate, InteractionPage, InteractionUpdate
 from patron.models.enums import InteractionChannel, InteractionKind
+from patron.validation import AwareDateTime
 
 router = APIRouter(prefix="/interactions", tags=["interactions"])
 
@@ -22,8 +22,8 @@ def list_interactions(
     customer_id: QueryId = None,
     kind: InteractionKind | None = None,
     channel: InteractionChannel | None = None,
-    occurred_from: datetime | None = None,
-    occurred_to: datetime | None = None,
+    occurred_from: AwareDateTime | None = None,
+    occurred_to: AwareDateTime | None = None,
     sort: str = "-occurred_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,

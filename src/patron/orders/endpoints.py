@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -11,6 +10,7 @@ from patron.api.deps import OrderWriter, PathId, QueryId, Reader, SessionDep
 from patron.models.enums import OrderStatus, SalesChannel
 from patron.orders import service
 from patron.orders.schemas import Order, OrderCreate, OrderPage, OrderReturn, OrderReturnCreate, OrderUpdate
+from patron.validation import AwareDateTime
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -23,8 +23,8 @@ def list_orders(
     channel: SalesChannel | None = None,
     status: OrderStatus | None = None,
     store_id: QueryId = None,
-    placed_from: datetime | None = None,
-    placed_to: datetime | None = None,
+    placed_from: AwareDateTime | None = None,
+    placed_to: AwareDateTime | None = None,
     external_id: str | None = None,
     sort: str = "-placed_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from patron.models.enums import OrderStatus, ReturnKind, SalesChannel
-from patron.validation import Currency, FieldError, Id, InputModel, Money, reject_nulls
+from patron.validation import Currency, FieldError, Id, InputModel, Money, reject_nulls, to_utc
 
 Amount = Annotated[Money, Field(ge=0)]
 ZERO = Decimal("0.00")
@@ -19,13 +19,7 @@ CLOCK_SKEW = timedelta(minutes=10)
 
 
 def _aware_past(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must include a time zone, e.g. 2026-11-23T10:15:00Z")
-    try:
-        value = value.astimezone(UTC)
-    except OverflowError:
-        # 0001-01-01T00:00:00+14:00 is in year 0 in UTC: no date type can hold it.
-        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
+    value = to_utc(value)
     if value > datetime.now(UTC) + CLOCK_SKEW:
         raise ValueError("must not be in the future")
     return value
