@@ -18,6 +18,7 @@ from sqlalchemy import Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from patron.errors import InvalidInput
+from patron.validation import to_utc
 
 T = TypeVar("T")
 MAX_LIMIT = 500
@@ -103,7 +104,7 @@ def _typed(value: Any, python_type: type) -> Any:
     if value is None:
         return None
     if python_type is datetime:
-        return datetime.fromisoformat(value)
+        return to_utc(datetime.fromisoformat(value))
     if python_type is date:
         return date.fromisoformat(value)
     if python_type is Decimal:
@@ -112,4 +113,7 @@ def _typed(value: Any, python_type: type) -> Any:
         return float(value)
     if python_type in (int, str) and not isinstance(value, python_type):
         raise TypeError(f"expected {python_type.__name__}")
+    if python_type is int and not -(2**63) <= value < 2**63:
+        # No column holds it, and the drivers refuse to bind it (a 500 before).
+        raise ValueError("integer out of range")
     return value

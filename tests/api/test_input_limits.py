@@ -31,3 +31,26 @@ def test_nul_characters_are_refused_with_the_field_named(admin, session):
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "attributes.vip.1"
     r = admin.get("/api/v1/customers", params={"q": "an\x00n"})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "q"
+
+
+def _cursor(values) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "values"),
+    [
+        ("/api/v1/customers?sort=id", [9999999999999999999999999, 1]),
+        ("/api/v1/products?sort=id", [1, -9999999999999999999999999]),
+        ("/api/v1/orders", ["0001-01-01T00:00:00+14:00", 1]),
+        ("/api/v1/customers/{id}/360", ["9999-12-31T23:59:59-12:00", "order", 1]),
+    ],
+)
+def test_a_cursor_holding_values_no_column_can_hold_is_a_400(admin, session, path, values):
+    path = path.format(id=create_customer(session).id)
+    separator = "&" if "?" in path else "?"
+    r = admin.get(f"{path}{separator}cursor={_cursor(values)}")
+    assert r.status_code == 400 and r.json()["detail"] == {"field": "cursor"}, r.text
