@@ -187,44 +187,59 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 NUL_MESSAGE = "must not contain NUL (\\x00) characters"
+SURROGATE_MESSAGE = "must not contain a lone surrogate (\\ud800-\\udfff): not a character; send valid UTF-16 pairs"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored, if it cannot: PostgreSQL text holds no NUL, and a lone
+    surrogate (JSON allows "\\ud800") has no UTF-8 form on any backend."""
+    if "\x00" in text:
+        return NUL_MESSAGE
+    if _SURROGATE.search(text):
+        return SURROGATE_MESSAGE
+    return None
 
 
 def refuse_nul(pairs) -> None:
-    """Raise ValidationFailed naming every (name, value) pair whose name or value holds NUL."""
-    bad = [name for name, value in pairs if "\x00" in name or (isinstance(value, str) and "\x00" in value)]
+    """Raise ValidationFailed naming every (name, value) pair whose name or value cannot be stored."""
+    bad = []
+    for name, value in pairs:
+        problem = text_problem(name) or (text_problem(value) if isinstance(value, str) else None)
+        if problem:
+            bad.append({"field": name if not _SURROGATE.search(name) else "?", "message": problem})
     if bad:
-        raise ValidationFailed([{"field": name, "message": NUL_MESSAGE} for name in bad])
+        raise ValidationFailed(bad)
 
 
-def find_nul(value, path: str = "") -> str | None:
-    """The dotted path of the first string (or key) holding a NUL character, if any.
-
-    PostgreSQL text cannot store NUL, so such input is refused up front on every backend.
-    """
+def find_bad_text(value, path: str = "") -> tuple[str, str] | None:
+    """(dotted path, why) of the first string or key that cannot be stored (text_problem), if any."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        problem = text_problem(value)
+        return (path, problem) if problem else None
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and "\x00" in key:
-                return sub
-            if (found := find_nul(item, sub)) is not None:
+            if isinstance(key, str) and (problem := text_problem(key)):
+                return _SURROGATE.sub("?", sub), problem
+            if (found := find_bad_text(item, sub)) is not None:
                 return found
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            if (found := find_nul(item, f"{path}.{i}" if path else str(i))) is not None:
+            if (found := find_bad_text(item, f"{path}.{i}" if path else str(i))) is not None:
                 return found
     return None
 
 
 class InputModel(BaseModel):
-    """Base of every payload accepted from outside: refuses NUL characters anywhere."""
+    """Base of every payload accepted from outside: refuses text that cannot be stored
+    (NUL characters, lone surrogates) anywhere in it."""
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data):
-        if (path := find_nul(data)) is not None:
-            raise FieldError(path, NUL_MESSAGE)
+    def _storable_text(cls, data):
+        if (found := find_bad_text(data)) is not None:
+            raise FieldError(*found)
         return data
 
 

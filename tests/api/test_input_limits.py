@@ -54,3 +54,33 @@ def test_a_cursor_holding_values_no_column_can_hold_is_a_400(admin, session, pat
     separator = "&" if "?" in path else "?"
     r = admin.get(f"{path}{separator}cursor={_cursor(values)}")
     assert r.status_code == 400 and r.json()["detail"] == {"field": "cursor"}, r.text
+
+
+def test_lone_surrogates_in_json_are_refused_with_the_field_named(admin, session):
+    # Written by hand: json.dumps would escape them the same way a client does.
+    r = admin.post(
+        "/api/v1/customers",
+        content='{"first_name": "Ada", "attributes": {"note": "x\\ud800y"}}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "attributes.note", r.text
+    assert "lone surrogate" in r.json()["error"]
+    r = admin.post(
+        "/api/v1/customers",
+        content='{"first_name": "Ada", "attributes": {"\\udfff": 1}}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422 and "lone surrogate" in r.json()["error"], r.text
+    r = admin.post(
+        "/api/v1/segments/preview",
+        content='{"rule": {"field": "city", "op": "eq", "value": "\\ud83d"}}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code in (400, 422) and "surrogate" in r.text, r.text
+    # A proper pair (an emoji) is a character like any other.
+    r = admin.post(
+        "/api/v1/customers",
+        content='{"first_name": "Ada", "attributes": {"note": "\\ud83d\\ude00"}}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 201 and r.json()["attributes"]["note"] == "\U0001f600"

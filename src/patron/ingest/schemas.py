@@ -15,7 +15,7 @@ from pydantic_core import core_schema
 
 from patron.customers.schemas import CustomerCreate, Email
 from patron.orders.schemas import OrderCreate
-from patron.validation import NUL_MESSAGE, FieldError, Id, InputModel, find_nul
+from patron.validation import FieldError, Id, InputModel, find_bad_text
 
 MAX_RECORDS = 10_000
 
@@ -104,13 +104,13 @@ class _Batch(InputModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data):
-        # Overrides InputModel's check: records are checked one by one, so a NUL in one
+    def _storable_text(cls, data):
+        # Overrides InputModel._storable_text: records are checked one by one, so a NUL in one
         # record rejects that record only.
         if isinstance(data, dict):
             rest = {k: v for k, v in data.items() if k != "records"}
-            if (path := find_nul(rest)) is not None:
-                raise FieldError(path, NUL_MESSAGE)
+            if (found := find_bad_text(rest)) is not None:
+                raise FieldError(*found)
         return data
 
 
